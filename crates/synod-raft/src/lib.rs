@@ -45,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod log;
 pub mod message;
