@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# synod's test command: the README's "test" command, and exactly what CI (.ci/run) runs.
+# A fresh machine needs only the Rust toolchain; anything else a test needs is installed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Tests run optimised but keep debug assertions and overflow checks (profile `test-release`),
+# so that the protocol tests and property tests cover many cases quickly and still trap bugs.
+echo "== cargo test"
+cargo test --workspace --locked --profile test-release
+
+# Each benchmark runs once, as a test, so that a broken benchmark is caught here too.
+echo "== benchmarks, once each"
+cargo test --workspace --locked --profile test-release --benches
