@@ -23,8 +23,13 @@ pub struct Config {
     /// followers ignore vote requests while they hear from a leader (thesis §6.2, §9.6).
     pub check_quorum: bool,
     /// Serve reads from a leader lease instead of a heartbeat round (thesis §6.4.1). Requires
-    /// `check_quorum`. Safe only if clocks drift by less than `lease_drift_margin_ticks` per
-    /// election timeout.
+    /// `check_quorum`.
+    ///
+    /// The timing assumption: for as long as an election timeout, no member's ticks run slower
+    /// than the leader's by more than `lease_drift_margin_ticks`. A follower that acknowledged a
+    /// heartbeat refuses votes for `election_ticks` of its own ticks after it (even across a
+    /// restart), so no other leader can be elected within `election_ticks - margin` of the
+    /// leader's ticks from when that heartbeat was sent.
     pub lease_read: bool,
     /// How much shorter than an election timeout the leader lease is, in ticks.
     pub lease_drift_margin_ticks: u32,

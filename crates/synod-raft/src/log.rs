@@ -497,4 +497,12 @@ mod tests {
         assert!(log.entries_from(1, 10, 100).is_empty());
         log.check_invariants();
     }
+
+    #[test]
+    #[should_panic(expected = "beyond last index")]
+    fn invariant_commit_at_most_last_index() {
+        let mut log = log_with(&[1, 1]);
+        log.committed = 3;
+        log.check_invariants();
+    }
 }

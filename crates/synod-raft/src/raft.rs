@@ -968,9 +968,15 @@ impl RaftNode {
                     // Thesis §4.2.3: while a member hears from a leader it ignores vote requests,
                     // so removed or partitioned members cannot disrupt the cluster. A transfer
                     // is the leader's own wish and is not ignored.
-                    let in_lease = self.config.check_quorum
-                        && self.leader.is_some()
-                        && self.election_elapsed < self.config.election_ticks;
+                    // With lease reads, a member that just restarted may have acknowledged a
+                    // leader's lease before it crashed, so it also waits out one election timeout
+                    // after starting.
+                    let heard_from_leader =
+                        self.leader.is_some() && self.election_elapsed < self.config.election_ticks;
+                    let maybe_in_old_lease =
+                        self.config.lease_read && self.now < u64::from(self.config.election_ticks);
+                    let in_lease =
+                        self.config.check_quorum && (heard_from_leader || maybe_in_old_lease);
                     if in_lease && !transfer {
                         return;
                     }
@@ -1605,5 +1611,71 @@ impl Engine for RaftNode {
 
     fn status(&self) -> Status {
         RaftNode::status(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The invariant checks catch a deliberately broken node.
+
+    use rand_core::SeedableRng;
+    use rand_xorshift::XorShiftRng;
+
+    use super::*;
+
+    fn leader_of_one() -> RaftNode {
+        let state = RestoreState::bootstrap(Membership::with_voters([1]));
+        let mut config = Config::new(1);
+        config.check_invariants = true;
+        let rng = Box::new(XorShiftRng::seed_from_u64(1));
+        let mut node = RaftNode::restore(config, rng, state).unwrap();
+        while node.role != Role::Leader {
+            node.tick();
+        }
+        node
+    }
+
+    fn three_member_leader() -> RaftNode {
+        let state = RestoreState::bootstrap(Membership::with_voters([1, 2, 3]));
+        let mut config = Config::new(1);
+        config.check_invariants = true;
+        let rng = Box::new(XorShiftRng::seed_from_u64(1));
+        let mut node = RaftNode::restore(config, rng, state).unwrap();
+        node.become_candidate(false);
+        let term = node.term;
+        node.step(2, Message {
+            term,
+            kind: MessageKind::RequestVoteResponse { pre_vote: false, granted: true },
+        });
+        assert_eq!(node.role, Role::Leader);
+        node
+    }
+
+    #[test]
+    #[should_panic(expected = "term went down")]
+    fn invariant_term_never_goes_down() {
+        let mut node = leader_of_one();
+        node.term -= 1;
+        node.role = Role::Follower;
+        node.tick();
+    }
+
+    #[test]
+    #[should_panic(expected = "vote changed within term")]
+    fn invariant_one_vote_per_term() {
+        let mut node = three_member_leader();
+        node.role = Role::Follower;
+        node.progress.clear();
+        node.vote = Some(3);
+        node.tick();
+    }
+
+    #[test]
+    #[should_panic(expected = "match")]
+    fn invariant_match_below_next() {
+        let mut node = three_member_leader();
+        let pr = node.progress.get_mut(&2).unwrap();
+        pr.matched = pr.next;
+        node.tick();
     }
 }
