@@ -85,12 +85,16 @@ pub struct Cluster {
 impl Cluster {
     /// A fresh cluster whose voters are `1..=size`, with `Config::new(id)` plus invariant checks.
     pub fn new(size: u64, seed: u64) -> Cluster {
-        Cluster::with_config(size, seed, |id| Config::new(id))
+        Cluster::with_config(size, seed, Config::new)
     }
 
     /// A fresh cluster whose voters are `1..=size`, configured by `config` (invariant checks are
     /// always turned on).
-    pub fn with_config(size: u64, seed: u64, config: impl Fn(NodeId) -> Config + 'static) -> Cluster {
+    pub fn with_config(
+        size: u64,
+        seed: u64,
+        config: impl Fn(NodeId) -> Config + 'static,
+    ) -> Cluster {
         let mut cluster = Cluster {
             members: BTreeMap::new(),
             network: VecDeque::new(),
@@ -156,7 +160,10 @@ impl Cluster {
 
     /// The engine of member `id`, mutably.
     pub fn node_mut(&mut self, id: NodeId) -> &mut RaftNode {
-        self.members.get_mut(&id).expect("no such member").node_mut()
+        self.members
+            .get_mut(&id)
+            .expect("no such member")
+            .node_mut()
     }
 
     /// Ids of every member.
@@ -176,7 +183,10 @@ impl Cluster {
 
     /// The leader with the highest term, if any.
     pub fn leader(&self) -> Option<NodeId> {
-        self.leaders().into_iter().max_by_key(|&(_, t)| t).map(|(id, _)| id)
+        self.leaders()
+            .into_iter()
+            .max_by_key(|&(_, t)| t)
+            .map(|(id, _)| id)
     }
 
     /// Drains every member's ready batches: messages into the network, committed entries into
@@ -210,7 +220,9 @@ impl Cluster {
                 assert!(read.index <= member.applied.len() as Index);
                 member.reads.push((read.context, read.index));
             }
-            member.failed_reads.extend(ready.failed_reads.iter().copied());
+            member
+                .failed_reads
+                .extend(ready.failed_reads.iter().copied());
             if let Some(write) = ready.write.take() {
                 member.unpersisted.push_back(write);
             }
@@ -254,7 +266,11 @@ impl Cluster {
         for entry in write.entries() {
             let position = (entry.index - disk.snapshot.index - 1) as usize;
             disk.entries.truncate(position);
-            assert_eq!(disk.entries.len(), position, "write leaves a gap in the log");
+            assert_eq!(
+                disk.entries.len(),
+                position,
+                "write leaves a gap in the log"
+            );
             disk.entries.push(entry.clone());
         }
         if let Some(hard_state) = write.hard_state() {
@@ -289,7 +305,11 @@ impl Cluster {
         if let MessageKind::InstallSnapshot { snapshot } = &envelope.message.kind {
             // The transport streams the sender's snapshot alongside the metadata.
             let data = self.members[&envelope.from].disk.snapshot_data.clone();
-            assert_eq!(data.len() as Index, snapshot.index, "snapshot bytes match the metadata");
+            assert_eq!(
+                data.len() as Index,
+                snapshot.index,
+                "snapshot bytes match the metadata"
+            );
             let to = self.members.get_mut(&envelope.to).expect("link is up");
             to.incoming_snapshots.insert(snapshot.index, data);
         }
@@ -424,9 +444,14 @@ impl Cluster {
         let member = self.members.get_mut(&id).expect("no such member");
         let index = member.applied.len() as Index;
         let node = member.node.as_mut().expect("member is crashed");
-        let meta = node.snapshot_meta(index).expect("applied index can be snapshotted");
+        let meta = node
+            .snapshot_meta(index)
+            .expect("applied index can be snapshotted");
         let keep_from = (index - member.disk.snapshot.index) as usize;
-        member.disk.entries.drain(..keep_from.min(member.disk.entries.len()));
+        member
+            .disk
+            .entries
+            .drain(..keep_from.min(member.disk.entries.len()));
         member.disk.snapshot = meta;
         member.disk.snapshot_data = member.applied.clone();
         node.compact(index).expect("compaction succeeds");

@@ -90,7 +90,9 @@ pub enum RestoreError {
         term: Term,
     },
     /// The commit index is beyond the log: committed entries are missing.
-    #[error("commit index {commit} is beyond the last log index {last}: committed entries are missing")]
+    #[error(
+        "commit index {commit} is beyond the last log index {last}: committed entries are missing"
+    )]
     CommitBeyondLog {
         /// The persisted commit index.
         commit: Index,
@@ -375,6 +377,18 @@ impl RaftNode {
         self.log.membership().is_voter(self.config.id)
     }
 
+    /// Whether this member may start an election. Thesis §4.2.2: a member that is not part of
+    /// its own latest configuration still campaigns while that configuration is uncommitted, if
+    /// it voted in the one before, as it may be needed to commit it (its own vote counts only if
+    /// it is part of the latest configuration). A learner never campaigns.
+    fn can_campaign(&self) -> bool {
+        if self.is_voter() {
+            return true;
+        }
+        let latest = self.log.membership_index();
+        latest > self.log.committed() && self.log.membership_at(latest - 1).is_voter(self.config.id)
+    }
+
     // ---------------------------------------------------------------------------------------
     // Inputs.
 
@@ -509,7 +523,10 @@ impl RaftNode {
             || self.log.has_next_committed()
             || !self.failed_reads.is_empty()
             || (!self.snapshot_restore_pending
-                && self.local_reads.iter().any(|r| r.index <= self.log.applied()))
+                && self
+                    .local_reads
+                    .iter()
+                    .any(|r| r.index <= self.log.applied()))
             || self.soft_state() != self.last_soft_state
     }
 
@@ -583,10 +600,9 @@ impl RaftNode {
     /// # Panics
     /// If writes are handed back out of order.
     pub fn persisted(&mut self, write: Write<HardState>) -> Vec<Envelope<Message>> {
-        let pending = self
-            .pending_writes
-            .pop_front()
-            .unwrap_or_else(|| panic!("write {} handed back, but none is outstanding", write.seq()));
+        let pending = self.pending_writes.pop_front().unwrap_or_else(|| {
+            panic!("write {} handed back, but none is outstanding", write.seq())
+        });
         assert_eq!(
             pending.seq,
             write.seq(),
@@ -599,8 +615,9 @@ impl RaftNode {
         if let Some((index, term)) = pending.last_entry {
             self.log.stable_to(index, term);
         }
-        if self.role == Role::Leader && self.maybe_commit() && self.role == Role::Leader {
-            self.broadcast_pending = true;
+        if self.role == Role::Leader && self.maybe_commit() {
+            // Committing C_new may have removed this leader; then there is nothing to broadcast.
+            self.broadcast_pending = self.role == Role::Leader;
         }
         self.check_invariants();
         pending.gated
@@ -789,6 +806,11 @@ impl RaftNode {
     }
 
     fn start_election(&mut self, transfer: bool) {
+        if self.term == Term::MAX {
+            // The term space is exhausted (only a bogus message can carry a term this high):
+            // campaigning would overflow it, so this member can only follow.
+            return;
+        }
         if self.config.pre_vote && !transfer {
             self.become_pre_candidate();
         } else {
@@ -851,7 +873,11 @@ impl RaftNode {
     }
 
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         let term = self.term;
         self.reset(term);
         self.role = Role::Leader;
@@ -888,7 +914,7 @@ impl RaftNode {
     fn on_membership_changed(&mut self) {
         match self.role {
             Role::Leader => self.sync_progress(),
-            Role::Candidate | Role::PreCandidate if !self.is_voter() => {
+            Role::Candidate | Role::PreCandidate if !self.can_campaign() => {
                 let term = self.term;
                 self.become_follower(term, None);
             }
@@ -901,7 +927,7 @@ impl RaftNode {
 
     fn tick_election(&mut self) {
         self.election_elapsed += 1;
-        if self.is_voter() && self.election_elapsed >= self.election_timeout {
+        if self.can_campaign() && self.election_elapsed >= self.election_timeout {
             self.election_elapsed = 0;
             self.start_election(false);
         }
@@ -1046,12 +1072,12 @@ impl RaftNode {
                 entries,
                 leader_commit,
             ),
-            MessageKind::AppendEntriesResponse(result) => {
-                self.handle_append_response(from, result)
-            }
+            MessageKind::AppendEntriesResponse(result) => self.handle_append_response(from, result),
             MessageKind::Heartbeat { commit, round } => self.handle_heartbeat(from, commit, round),
             MessageKind::HeartbeatResponse { round } => self.handle_heartbeat_response(from, round),
-            MessageKind::InstallSnapshot { snapshot } => self.handle_install_snapshot(from, snapshot),
+            MessageKind::InstallSnapshot { snapshot } => {
+                self.handle_install_snapshot(from, snapshot)
+            }
             MessageKind::TimeoutNow => self.handle_timeout_now(from),
             MessageKind::ReadIndex { context } => self.handle_read_index(from, context),
             MessageKind::ReadIndexResponse { context, index } => {
@@ -1181,7 +1207,14 @@ impl RaftNode {
     /// Raft §7 (InstallSnapshot receiver). Only metadata arrives here; the application has the
     /// bytes.
     fn handle_install_snapshot(&mut self, from: NodeId, snapshot: SnapshotMeta) {
-        if self.role == Role::Leader || snapshot.membership.validate().is_err() {
+        // Malformed snapshots are ignored: a snapshot cannot end with an entry from a later term
+        // than its sender's (as a leader this member would then append below its last term),
+        // and no log reaches 2^63 entries (the log would overflow its index space as it grows).
+        if self.role == Role::Leader
+            || snapshot.membership.validate().is_err()
+            || snapshot.term > self.term
+            || snapshot.index > Index::MAX / 2
+        {
             return;
         }
         self.follow(from);
@@ -1207,7 +1240,7 @@ impl RaftNode {
     }
 
     fn handle_timeout_now(&mut self, from: NodeId) {
-        if self.role == Role::Leader || self.leader != Some(from) || !self.is_voter() {
+        if self.role == Role::Leader || self.leader != Some(from) || !self.can_campaign() {
             return;
         }
         // Thesis §3.10: campaign at once, skipping pre-vote, and tell voters to disregard
@@ -1231,8 +1264,7 @@ impl RaftNode {
                 }
                 let updated = pr.maybe_update(match_index);
                 // An empty probe answered at the current match also ends probing.
-                let probe_answered =
-                    pr.state == ProgressState::Probe && match_index + 1 == pr.next;
+                let probe_answered = pr.state == ProgressState::Probe && match_index + 1 == pr.next;
                 if !updated && !probe_answered {
                     return;
                 }
@@ -1293,7 +1325,11 @@ impl RaftNode {
             pr.inflights.free_first();
         }
         if pr.matched < last_index {
-            self.maybe_send_append(from, false);
+            // Send even if `next` is past the last entry: in replicate state `next` advances
+            // optimistically, so if the appends in flight were lost there is nothing new to
+            // send, and only an (empty) append whose rejection resets `next` lets the follower
+            // catch up without waiting for a new proposal.
+            self.maybe_send_append(from, true);
         }
         self.advance_read_rounds();
     }
@@ -1375,8 +1411,7 @@ impl RaftNode {
             }
         })
         .min(self.log.last_index());
-        if quorum_index <= self.log.committed() || self.log.term(quorum_index) != Some(self.term)
-        {
+        if quorum_index <= self.log.committed() || self.log.term(quorum_index) != Some(self.term) {
             return false;
         }
         self.log.commit_to(quorum_index);
@@ -1412,9 +1447,8 @@ impl RaftNode {
             return;
         }
         let index = self.log.committed();
-        let lease_valid = self.config.lease_read
-            && self.transfer.is_none()
-            && self.now < self.reads.lease_until;
+        let lease_valid =
+            self.config.lease_read && self.transfer.is_none() && self.now < self.reads.lease_until;
         let sole_voter = {
             let m = self.log.membership();
             !m.is_joint() && m.voters.len() == 1 && m.voters.contains(&self.config.id)
@@ -1457,9 +1491,10 @@ impl RaftNode {
             }
         })
         .min(round_sent);
-        let lease_ticks = self.config.lease_read.then(|| {
-            u64::from(self.config.election_ticks - self.config.lease_drift_margin_ticks)
-        });
+        let lease_ticks = self
+            .config
+            .lease_read
+            .then(|| u64::from(self.config.election_ticks - self.config.lease_drift_margin_ticks));
         for read in self.reads.confirm(confirmed, lease_ticks) {
             self.deliver_read(read.context, read.index, read.requester);
         }
@@ -1497,8 +1532,16 @@ impl RaftNode {
             vote: self.vote,
         };
         if self.role == Role::Leader {
-            assert_eq!(self.leader, Some(id), "node {id}: leader does not know itself");
-            assert_eq!(self.vote, Some(id), "node {id}: leader did not vote for itself");
+            assert_eq!(
+                self.leader,
+                Some(id),
+                "node {id}: leader does not know itself"
+            );
+            assert_eq!(
+                self.vote,
+                Some(id),
+                "node {id}: leader did not vote for itself"
+            );
             assert_eq!(
                 self.log.last_term(),
                 self.term,
@@ -1519,13 +1562,26 @@ impl RaftNode {
                 );
             }
         } else {
-            assert!(self.progress.is_empty(), "node {id}: non-leader tracks progress");
+            assert!(
+                self.progress.is_empty(),
+                "node {id}: non-leader tracks progress"
+            );
         }
-        for (write, next) in self.pending_writes.iter().zip(self.pending_writes.iter().skip(1)) {
-            assert_eq!(write.seq + 1, next.seq, "node {id}: outstanding writes out of order");
+        for (write, next) in self
+            .pending_writes
+            .iter()
+            .zip(self.pending_writes.iter().skip(1))
+        {
+            assert_eq!(
+                write.seq + 1,
+                next.seq,
+                "node {id}: outstanding writes out of order"
+            );
         }
         assert!(
-            self.pending_writes.back().is_none_or(|w| w.seq < self.next_write_seq),
+            self.pending_writes
+                .back()
+                .is_none_or(|w| w.seq < self.next_write_seq),
             "node {id}: outstanding write from the future"
         );
     }
@@ -1643,10 +1699,16 @@ mod tests {
         let mut node = RaftNode::restore(config, rng, state).unwrap();
         node.become_candidate(false);
         let term = node.term;
-        node.step(2, Message {
-            term,
-            kind: MessageKind::RequestVoteResponse { pre_vote: false, granted: true },
-        });
+        node.step(
+            2,
+            Message {
+                term,
+                kind: MessageKind::RequestVoteResponse {
+                    pre_vote: false,
+                    granted: true,
+                },
+            },
+        );
         assert_eq!(node.role, Role::Leader);
         node
     }
