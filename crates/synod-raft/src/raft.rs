@@ -610,7 +610,11 @@ impl RaftNode {
         );
         if let Some(index) = pending.snapshot_index {
             self.log.snapshot_stable(index);
-            self.snapshot_restore_pending = false;
+            // Only the newest snapshot counts: if another was installed after this write was
+            // handed out, the state machine is not restored to it until its write is persisted.
+            if index >= self.log.snapshot().index {
+                self.snapshot_restore_pending = false;
+            }
         }
         if let Some((index, term)) = pending.last_entry {
             self.log.stable_to(index, term);
@@ -1262,6 +1266,7 @@ impl RaftNode {
                 if match_index > last_index {
                     return;
                 }
+                let was_paused = pr.is_paused();
                 let updated = pr.maybe_update(match_index);
                 // An empty probe answered at the current match also ends probing.
                 let probe_answered = pr.state == ProgressState::Probe && match_index + 1 == pr.next;
@@ -1277,7 +1282,8 @@ impl RaftNode {
                     ProgressState::Replicate => pr.inflights.free_to(match_index),
                 }
                 let caught_up = pr.matched == last_index;
-                if self.maybe_commit() {
+                let committed = self.maybe_commit();
+                if committed {
                     if self.role != Role::Leader {
                         // Committing C_new removed this leader.
                         return;
@@ -1287,7 +1293,15 @@ impl RaftNode {
                 if caught_up && self.transfer.is_some_and(|t| t.to == from) {
                     self.send(from, MessageKind::TimeoutNow);
                 }
-                while self.maybe_send_append(from, false) {}
+                let mut sent = false;
+                while self.maybe_send_append(from, false) {
+                    sent = true;
+                }
+                if !sent && !committed && was_paused {
+                    // The follower could not be told the commit index while it was paused, and
+                    // no broadcast will tell it now: send it an empty AppendEntries.
+                    self.maybe_send_append(from, true);
+                }
             }
             AppendResult::Reject {
                 rejected_index,
