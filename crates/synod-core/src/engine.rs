@@ -295,10 +295,21 @@ pub struct Status {
     pub membership: Membership,
 }
 
+/// What a transport (or the simulator) needs to know about a protocol message without
+/// understanding the protocol.
+pub trait WireMessage: Clone + fmt::Debug {
+    /// If the message asks the recipient to install a snapshot, its metadata: the transport
+    /// must stream the sender's snapshot at that index along with it.
+    fn snapshot(&self) -> Option<&SnapshotMeta>;
+
+    /// A short name of the message kind, for traces and metrics.
+    fn kind_name(&self) -> &'static str;
+}
+
 /// A consensus engine: Raft or Multi-Paxos. See the [module documentation](self).
 pub trait Engine {
     /// The protocol's wire message.
-    type Message: Clone + fmt::Debug;
+    type Message: WireMessage;
     /// The protocol's durable, non-log state (Raft: term, vote, commit).
     type HardState: Clone + fmt::Debug + PartialEq;
 
@@ -349,4 +360,8 @@ pub trait Engine {
 
     /// The member's current state.
     fn status(&self) -> Status;
+
+    /// The entry at `index` in this member's log, if it holds one (durable or not). For
+    /// checkers and status pages.
+    fn log_entry(&self, index: Index) -> Option<&Entry>;
 }

@@ -172,8 +172,7 @@ impl Membership {
         if next.voters.is_empty() {
             return Err(MembershipError::NoVoters);
         }
-        if next == *self
-            || (next.voters == next.voters_outgoing && next.learners == self.learners)
+        if next == *self || (next.voters == next.voters_outgoing && next.learners == self.learners)
         {
             return Err(MembershipError::NoChange);
         }

@@ -66,7 +66,10 @@ pub fn committed_index(
 }
 
 /// [`committed_index`] with a simple majority.
-pub fn majority_committed_index(voters: &BTreeSet<NodeId>, acked: impl Fn(NodeId) -> Index) -> Index {
+pub fn majority_committed_index(
+    voters: &BTreeSet<NodeId>,
+    acked: impl Fn(NodeId) -> Index,
+) -> Index {
     committed_index(voters, majority(voters.len()), acked)
 }
 

@@ -16,7 +16,9 @@ fn status_line(cluster: &Cluster) {
                     "  member {id}: {:<13} term {:>2}  leader {:<7} last {:>3}  commit {:>3}  applied {:>3}",
                     s.soft_state.role.to_string(),
                     s.soft_state.term,
-                    s.soft_state.leader.map_or("-".to_string(), |l| l.to_string()),
+                    s.soft_state
+                        .leader
+                        .map_or("-".to_string(), |l| l.to_string()),
                     s.last_index,
                     s.commit,
                     s.applied,
@@ -29,13 +31,18 @@ fn status_line(cluster: &Cluster) {
 
 fn main() {
     let mut cluster = Cluster::new(3, 42);
-    let leader = cluster.run_until_leader(1_000).expect("a leader is elected");
+    let leader = cluster
+        .run_until_leader(1_000)
+        .expect("a leader is elected");
     println!("elected member {leader}:");
     status_line(&cluster);
 
     for i in 0..20u32 {
         let command = Bytes::from(format!("set k{i}={i}"));
-        cluster.node_mut(leader).propose(command).expect("the leader accepts proposals");
+        cluster
+            .node_mut(leader)
+            .propose(command)
+            .expect("the leader accepts proposals");
     }
     cluster.deliver_all(100_000);
     cluster.run_ticks(10);
@@ -43,11 +50,16 @@ fn main() {
     status_line(&cluster);
 
     cluster.crash(leader);
-    let next = cluster.run_until_leader(1_000).expect("the survivors elect a leader");
+    let next = cluster
+        .run_until_leader(1_000)
+        .expect("the survivors elect a leader");
     println!("\ncrashed member {leader}; member {next} took over:");
     status_line(&cluster);
 
-    cluster.node_mut(next).propose(Bytes::from_static(b"set after=crash")).expect("leader");
+    cluster
+        .node_mut(next)
+        .propose(Bytes::from_static(b"set after=crash"))
+        .expect("leader");
     cluster.restart(leader);
     cluster.run_ticks(30);
     println!("\nrestarted member {leader}; it caught up:");

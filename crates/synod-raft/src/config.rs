@@ -44,6 +44,9 @@ pub struct Config {
     /// Check the engine's invariants after every call, panicking with context on a violation.
     /// On by default in debug builds; tests and the simulator turn it on everywhere.
     pub check_invariants: bool,
+    /// A deliberate bug to turn on (simulator only: proves the checkers can fail).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<crate::Mutant>,
 }
 
 /// A configuration value that makes no sense.
@@ -92,6 +95,8 @@ impl Config {
             max_inflight_messages: 256,
             max_inflight_bytes: 64 << 20,
             check_invariants: cfg!(debug_assertions),
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 
@@ -148,7 +153,10 @@ mod tests {
         assert_eq!(Config::new(0).validate(), Err(ConfigError::ZeroId));
         let mut c = Config::new(1);
         c.heartbeat_ticks = c.election_ticks;
-        assert!(matches!(c.validate(), Err(ConfigError::HeartbeatNotShorter { .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::HeartbeatNotShorter { .. })
+        ));
         let mut c = Config::new(1);
         c.check_quorum = false;
         c.lease_read = true;

@@ -49,10 +49,12 @@ pub mod cluster;
 pub mod config;
 pub mod log;
 pub mod message;
+pub mod mutant;
 pub mod progress;
 pub mod raft;
 pub mod reads;
 
 pub use config::{Config, ConfigError};
 pub use message::{AppendResult, Message, MessageKind};
+pub use mutant::Mutant;
 pub use raft::{HardState, RaftNode, RestoreError, RestoreState};

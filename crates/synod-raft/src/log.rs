@@ -213,7 +213,10 @@ impl RaftLog {
             self.last_index() + 1,
             "leader appends must be contiguous"
         );
-        assert!(entry.term >= self.last_term(), "terms never decrease along the log");
+        assert!(
+            entry.term >= self.last_term(),
+            "terms never decrease along the log"
+        );
         if let Payload::Membership(m) = &entry.payload {
             self.configs.push_back((entry.index, m.clone()));
         }
@@ -224,9 +227,12 @@ impl RaftLog {
     /// conflicting entry and appends the rest. The caller has checked that the entries follow
     /// an entry the log holds, are contiguous, and have non-decreasing terms.
     pub fn append_after_match(&mut self, entries: &[Entry]) -> Result<(), AppendError> {
+        // Entries below the snapshot cannot be checked; the one at the snapshot index can (its
+        // term is the snapshot's), and must be, since an entry that disagrees with it would be
+        // followed by entries from earlier terms than the log's.
         let conflict = entries
             .iter()
-            .find(|e| self.term(e.index) != Some(e.term) && e.index > self.snapshot.index);
+            .find(|e| self.term(e.index) != Some(e.term) && e.index >= self.snapshot.index);
         let Some(conflict) = conflict else {
             return Ok(());
         };
@@ -281,7 +287,10 @@ impl RaftLog {
 
     /// Installs a snapshot received from the leader: the whole log is replaced.
     pub fn install_snapshot(&mut self, snapshot: SnapshotMeta) {
-        assert!(snapshot.index > self.committed, "snapshot must be ahead of the commit index");
+        assert!(
+            snapshot.index > self.committed,
+            "snapshot must be ahead of the commit index"
+        );
         self.entries.clear();
         self.configs.clear();
         self.committed = snapshot.index;
@@ -315,6 +324,12 @@ impl RaftLog {
             term: self.term(index).expect("snapshot index must be held"),
             membership: self.membership_at(index).clone(),
         }
+    }
+
+    /// The lowest index truncated since the last write was handed out, if the truncation
+    /// reached entries that a write already covers.
+    pub fn pending_truncation(&self) -> Option<Index> {
+        self.truncate_from
     }
 
     /// Whether the next write has anything to store.
@@ -362,7 +377,8 @@ impl RaftLog {
         if self.applied >= upto {
             return Vec::new();
         }
-        let entries = self.entries_from(self.applied + 1, (upto - self.applied) as usize, usize::MAX);
+        let entries =
+            self.entries_from(self.applied + 1, (upto - self.applied) as usize, usize::MAX);
         self.applied = upto;
         entries
     }
@@ -397,7 +413,10 @@ impl RaftLog {
         if let (Some(first), Some(last)) = (self.entries.front(), self.entries.back()) {
             assert_eq!(first.index, self.first_index(), "first entry misplaced");
             assert_eq!(last.index, self.last_index(), "last entry misplaced");
-            assert!(first.term >= self.snapshot.term, "term below the snapshot's");
+            assert!(
+                first.term >= self.snapshot.term,
+                "term below the snapshot's"
+            );
         }
         if let Some((at, _)) = self.configs.back() {
             assert!(*at > self.snapshot.index && *at <= self.last_index());
@@ -432,9 +451,18 @@ mod tests {
     fn section_5_4_1_up_to_date_compares_last_term_then_length() {
         let log = log_with(&[1, 1, 2]);
         assert!(log.is_up_to_date(3, 2));
-        assert!(log.is_up_to_date(1, 3), "later last term wins even if shorter");
-        assert!(!log.is_up_to_date(2, 2), "same last term, shorter log loses");
-        assert!(!log.is_up_to_date(9, 1), "earlier last term loses even if longer");
+        assert!(
+            log.is_up_to_date(1, 3),
+            "later last term wins even if shorter"
+        );
+        assert!(
+            !log.is_up_to_date(2, 2),
+            "same last term, shorter log loses"
+        );
+        assert!(
+            !log.is_up_to_date(9, 1),
+            "earlier last term loses even if longer"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Every message carries the sender's term (Raft §5.1): a member that sees a higher term adopts
 //! it, and a member that sees a lower one rejects or ignores the message.
 
-use synod_core::{Entry, Index, ReadContext, SnapshotMeta, Term};
+use synod_core::{Entry, Index, ReadContext, SnapshotMeta, Term, WireMessage};
 
 /// One Raft message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,5 +122,18 @@ impl MessageKind {
             MessageKind::ReadIndex { .. } => "ReadIndex",
             MessageKind::ReadIndexResponse { .. } => "ReadIndexResponse",
         }
+    }
+}
+
+impl WireMessage for Message {
+    fn snapshot(&self) -> Option<&SnapshotMeta> {
+        match &self.kind {
+            MessageKind::InstallSnapshot { snapshot } => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        self.kind.name()
     }
 }

@@ -118,7 +118,9 @@ impl Progress {
         match self.state {
             ProgressState::Replicate => {
                 // Entries up to `matched` are known to match: a rejection at or below is stale.
-                if rejected <= self.matched {
+                // Every append sent had `prev_log_index < next`: a rejection at or beyond it
+                // answers nothing this leader sent.
+                if rejected <= self.matched || rejected >= self.next {
                     return false;
                 }
                 // The optimistic stream broke: probe from the hinted point.
@@ -169,7 +171,10 @@ pub struct Inflights {
 impl Inflights {
     /// An empty window with these limits.
     pub fn new(max_messages: usize, max_bytes: usize) -> Self {
-        assert!(max_messages > 0 && max_bytes > 0, "in-flight limits must be positive");
+        assert!(
+            max_messages > 0 && max_bytes > 0,
+            "in-flight limits must be positive"
+        );
         Inflights {
             window: VecDeque::new(),
             bytes: 0,

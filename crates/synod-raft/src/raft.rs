@@ -373,6 +373,15 @@ impl RaftNode {
         }
     }
 
+    /// Whether the deliberate bug `mutant` is on (never, without the `mutants` feature).
+    #[allow(unused_variables)]
+    fn mutant(&self, mutant: crate::Mutant) -> bool {
+        #[cfg(feature = "mutants")]
+        return self.config.mutant == Some(mutant);
+        #[cfg(not(feature = "mutants"))]
+        return false;
+    }
+
     fn is_voter(&self) -> bool {
         self.log.membership().is_voter(self.config.id)
     }
@@ -438,6 +447,11 @@ impl RaftNode {
 
     /// Asks for a linearizable read (thesis §6.4). A follower forwards it to the leader.
     pub fn read_index(&mut self, context: ReadContext) -> Result<(), ReadError> {
+        if self.mutant(crate::Mutant::StaleRead) {
+            let index = self.log.applied();
+            self.local_reads.push(ReadState { context, index });
+            return Ok(());
+        }
         if self.role == Role::Leader {
             self.leader_read(context, self.config.id);
         } else {
@@ -669,7 +683,7 @@ impl RaftNode {
             to,
             message: Message { term, kind },
         };
-        if immediate {
+        if immediate || self.mutant(crate::Mutant::EarlyAck) {
             self.msgs.push(envelope);
         } else {
             self.msgs_after_write.push(envelope);
@@ -889,7 +903,11 @@ impl RaftNode {
         self.sync_progress();
         // Raft §8: a new leader appends a no-op so that it can commit, and thereby learn, the
         // entries of earlier terms (which it may not commit by counting replicas, §5.4.2).
-        self.append_entry(Payload::Noop);
+        // The Figure 8 mutant leaves it out: the no-op usually travels with the older entries
+        // and would mask the counting bug.
+        if !self.mutant(crate::Mutant::Figure8) {
+            self.append_entry(Payload::Noop);
+        }
     }
 
     /// Leader: keeps one progress record per member of the configuration in effect.
@@ -1102,7 +1120,9 @@ impl RaftNode {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        let granted = can_vote
+            && (self.log.is_up_to_date(last_log_index, last_log_term)
+                || self.mutant(crate::Mutant::NoLogCheck));
         if granted && !pre_vote {
             // One vote per term, persisted before the answer leaves (the answer is gated).
             self.vote = Some(from);
@@ -1186,6 +1206,18 @@ impl RaftNode {
             // The leader would overwrite a committed entry: ignore it rather than lose data.
             return;
         }
+        if let Some(from) = self.log.pending_truncation() {
+            // Writes handed out before the truncation hold replaced entries from `from` on: once
+            // durable, they make durable only what precedes it. (Their last entry would match
+            // the new log only if peers broke Log Matching, but durability must not rest on it.)
+            let kept = from - 1;
+            let kept_term = self.log.term(kept);
+            for write in &mut self.pending_writes {
+                if write.last_entry.is_some_and(|(index, _)| index >= from) {
+                    write.last_entry = kept_term.map(|term| (kept, term));
+                }
+            }
+        }
         if self.log.membership_index() != membership_before {
             self.on_membership_changed();
         }
@@ -1233,6 +1265,11 @@ impl RaftNode {
         } else {
             let index = snapshot.index;
             self.log.install_snapshot(snapshot);
+            // The snapshot replaces the whole stored log: writes handed out before it make no
+            // entry durable (their entries are superseded, or covered by the snapshot).
+            for write in &mut self.pending_writes {
+                write.last_entry = None;
+            }
             self.snapshot_restore_pending = true;
             self.on_membership_changed();
             index
@@ -1425,7 +1462,9 @@ impl RaftNode {
             }
         })
         .min(self.log.last_index());
-        if quorum_index <= self.log.committed() || self.log.term(quorum_index) != Some(self.term) {
+        let own_term =
+            self.log.term(quorum_index) == Some(self.term) || self.mutant(crate::Mutant::Figure8);
+        if quorum_index <= self.log.committed() || !own_term {
             return false;
         }
         self.log.commit_to(quorum_index);
@@ -1556,9 +1595,8 @@ impl RaftNode {
                 Some(id),
                 "node {id}: leader did not vote for itself"
             );
-            assert_eq!(
-                self.log.last_term(),
-                self.term,
+            assert!(
+                self.log.last_term() == self.term || self.mutant(crate::Mutant::Figure8),
                 "node {id}: leader's last entry is not from its term"
             );
             let last = self.log.last_index();
@@ -1681,6 +1719,10 @@ impl Engine for RaftNode {
 
     fn status(&self) -> Status {
         RaftNode::status(self)
+    }
+
+    fn log_entry(&self, index: Index) -> Option<&Entry> {
+        self.log.entry(index)
     }
 }
 

@@ -67,7 +67,9 @@ impl ReadTracker {
 
     /// Whether a pending read needs a round that has not been sent yet.
     pub fn wants_round(&self) -> bool {
-        self.pending.back().is_some_and(|r| r.round > self.round_sent)
+        self.pending
+            .back()
+            .is_some_and(|r| r.round > self.round_sent)
     }
 
     /// Whether a round is in flight (sent but not yet confirmed).
@@ -102,7 +104,11 @@ impl ReadTracker {
 
     /// Takes every read not yet served (when leadership is lost).
     pub fn drain(&mut self) -> Vec<(ReadContext, NodeId)> {
-        let mut all: Vec<_> = self.pending.drain(..).map(|r| (r.context, r.requester)).collect();
+        let mut all: Vec<_> = self
+            .pending
+            .drain(..)
+            .map(|r| (r.context, r.requester))
+            .collect();
         all.append(&mut self.awaiting_commit);
         all
     }
@@ -125,6 +131,9 @@ mod tests {
         let released = reads.confirm(r2, Some(13));
         assert_eq!(released.len(), 1);
         assert_eq!(released[0].index, 5);
-        assert_eq!(reads.lease_until, 25, "lease counts from when the round was sent");
+        assert_eq!(
+            reads.lease_until, 25,
+            "lease counts from when the round was sent"
+        );
     }
 }

@@ -1,0 +1,317 @@
+//! Named scenarios after the classic Raft test suite, scripted on the engine-agnostic
+//! simulator. Each one is randomized by its seed (delays, disk latency, which member does what)
+//! and ends with the same liveness phase and final checks as a swarm run.
+
+use std::collections::BTreeSet;
+
+use synod_core::{Engine, NodeId};
+
+use super::{BootFn, Failure, FaultProfile, Micros, Report, Sim, SimOptions};
+
+const MS: Micros = 1_000;
+
+/// A scenario: a name and a script.
+pub struct Scenario<E: Engine> {
+    /// The scenario's name, for the command line and reports.
+    pub name: &'static str,
+    /// Runs the scenario for one seed.
+    pub run: fn(u64, BootFn<E>) -> Result<Report, Failure>,
+}
+
+/// Every named scenario.
+pub fn all<E: Engine>() -> Vec<Scenario<E>> {
+    vec![
+        Scenario {
+            name: "initial-election",
+            run: initial_election::<E>,
+        },
+        Scenario {
+            name: "re-election",
+            run: re_election::<E>,
+        },
+        Scenario {
+            name: "many-elections-7",
+            run: many_elections_7::<E>,
+        },
+        Scenario {
+            name: "basic-agreement",
+            run: basic_agreement::<E>,
+        },
+        Scenario {
+            name: "follower-down",
+            run: follower_down::<E>,
+        },
+        Scenario {
+            name: "no-quorum-no-agreement",
+            run: no_quorum_no_agreement::<E>,
+        },
+        Scenario {
+            name: "rejoin-partitioned-leader",
+            run: rejoin_partitioned_leader::<E>,
+        },
+        Scenario {
+            name: "persistence-crashes",
+            run: persistence_crashes::<E>,
+        },
+        Scenario {
+            name: "figure8",
+            run: figure8::<E>,
+        },
+    ]
+}
+
+/// A quiet cluster with some network delay and disk latency drawn from the seed.
+fn quiet<E: Engine>(seed: u64, members: u64, boot: BootFn<E>) -> Sim<E> {
+    quiet_with_clients(seed, members, 3, boot)
+}
+
+/// [`quiet`] with `clients` clients (0: only the scenario's own writes).
+fn quiet_with_clients<E: Engine>(seed: u64, members: u64, clients: u64, boot: BootFn<E>) -> Sim<E> {
+    let mut options = SimOptions::calm(members);
+    options.clients = clients;
+    options.faults = FaultProfile {
+        delay_max: 2 * MS + seed % 10 * MS,
+        disk_latency_max: seed % 3 * MS,
+        ..FaultProfile::none()
+    };
+    Sim::new(seed, options, boot).without_random_faults()
+}
+
+fn fail(seed: u64, scenario: &'static str, detail: String) -> Failure {
+    Failure {
+        seed,
+        checker: scenario,
+        detail,
+        trace: Vec::new(),
+    }
+}
+
+/// Raft §5.2: a leader is elected within a few election timeouts.
+pub fn initial_election<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    let all: Vec<NodeId> = (1..=3).collect();
+    if sim.wait_for_leader(&all, 2_000 * MS).is_none() {
+        return Err(fail(
+            seed,
+            "initial-election",
+            "no leader within 2 s".into(),
+        ));
+    }
+    sim.finish_scenario(1_000 * MS)
+}
+
+/// Raft §5.2: when the leader is cut off, the rest elect another; when it returns, it follows.
+pub fn re_election<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    let all: Vec<NodeId> = (1..=3).collect();
+    let first = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "re-election", "no first leader".into()))?;
+    sim.isolate(first);
+    let rest: Vec<NodeId> = all.iter().copied().filter(|&id| id != first).collect();
+    if sim.wait_for_leader(&rest, 3_000 * MS).is_none() {
+        return Err(fail(
+            seed,
+            "re-election",
+            "the majority elected nobody".into(),
+        ));
+    }
+    sim.heal();
+    sim.finish_scenario(2_000 * MS)
+}
+
+/// Many elections on seven members: random members are cut off and rejoin, repeatedly.
+pub fn many_elections_7<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 7, boot);
+    for round in 0..10u64 {
+        let side: BTreeSet<NodeId> = (1..=7)
+            .filter(|id| (seed.wrapping_mul(31) + round * 7 + id) % 3 == 0)
+            .collect();
+        sim.partition(&side);
+        sim.run_for(400 * MS);
+        sim.heal();
+        sim.run_for(300 * MS);
+    }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Basic agreement: writes commit and every member applies them.
+pub fn basic_agreement<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 5, boot);
+    sim.run_for(2_000 * MS);
+    sim.finish_scenario(2_000 * MS)
+}
+
+/// Agreement with a follower down: the rest keep committing.
+pub fn follower_down<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    let all: Vec<NodeId> = (1..=3).collect();
+    let leader = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "follower-down", "no leader".into()))?;
+    let follower = all
+        .iter()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("3 members");
+    sim.crash(follower);
+    let before = sim.checker.highest_applied();
+    sim.run_for(1_000 * MS);
+    if sim.checker.highest_applied() <= before {
+        return Err(fail(
+            seed,
+            "follower-down",
+            "nothing committed with one follower down".into(),
+        ));
+    }
+    sim.restart(follower);
+    sim.finish_scenario(2_000 * MS)
+}
+
+/// No agreement without a quorum: with a majority down, nothing new commits.
+pub fn no_quorum_no_agreement<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 5, boot);
+    let all: Vec<NodeId> = (1..=5).collect();
+    let leader = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "no-quorum", "no leader".into()))?;
+    let others: Vec<NodeId> = all.iter().copied().filter(|&id| id != leader).collect();
+    for &id in &others[..3] {
+        sim.crash(id);
+    }
+    sim.run_for(50 * MS);
+    let before = sim.checker.highest_applied();
+    for value in 0..5 {
+        sim.propose_write(leader, 1, value);
+    }
+    sim.run_for(1_000 * MS);
+    if sim.checker.highest_applied() > before {
+        return Err(fail(
+            seed,
+            "no-quorum",
+            "an entry committed without a quorum".into(),
+        ));
+    }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// A partitioned leader keeps accepting writes it cannot commit; when it rejoins, it steps down
+/// and its uncommitted entries are replaced.
+pub fn rejoin_partitioned_leader<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    let all: Vec<NodeId> = (1..=3).collect();
+    let old = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "rejoin", "no leader".into()))?;
+    sim.isolate(old);
+    for value in 0..3 {
+        sim.propose_write(old, 7, 100 + value);
+    }
+    let rest: Vec<NodeId> = all.iter().copied().filter(|&id| id != old).collect();
+    let new = sim
+        .wait_for_leader(&rest, 3_000 * MS)
+        .ok_or_else(|| fail(seed, "rejoin", "no new leader".into()))?;
+    for value in 0..3 {
+        sim.propose_write(new, 7, 200 + value);
+    }
+    sim.run_for(300 * MS);
+    sim.heal();
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Persistence across crashes: members crash and restart one, two and three at a time; every
+/// committed entry survives.
+pub fn persistence_crashes<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    for crashes in 1..=3u64 {
+        sim.run_for(500 * MS);
+        for id in 1..=crashes {
+            sim.crash(1 + (id + seed) % 3);
+        }
+        sim.run_for(100 * MS);
+        for id in 1..=3 {
+            sim.restart(id);
+        }
+    }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Raft §5.4.2, Figure 8: an entry of an earlier term that reaches a majority must not be
+/// committed by counting replicas, because a member holding a later-term entry at that index
+/// can still be elected and overwrite it.
+///
+/// (a) leader L1 replicates entry A only to S2; (b) L1 is cut off, L2 (without A) is elected and
+/// appends B, which reaches nobody; (c) L1 returns, is elected, and gets A onto a third member,
+/// then is cut off; (d) L2 returns and is elected. A correct engine never commits A in (c), so
+/// L2 may overwrite it; an engine that counts replicas commits A, and then loses it.
+pub fn figure8<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet_with_clients(seed, 5, 0, boot);
+    let all: Vec<NodeId> = (1..=5).collect();
+    let l1 = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "figure8", "no first leader".into()))?;
+    sim.run_for(100 * MS);
+    let others: Vec<NodeId> = all.iter().copied().filter(|&id| id != l1).collect();
+    let s2 = others[(seed % 4) as usize];
+    // (a) A reaches only S2.
+    sim.connect_only(l1, &[s2]);
+    sim.propose_write(l1, 8, 1);
+    sim.run_for(50 * MS);
+    // (b) L1 and S2 are cut off; the other three elect L2, which appends B and is cut off.
+    sim.isolate(l1);
+    sim.isolate(s2);
+    let three: Vec<NodeId> = others.iter().copied().filter(|&id| id != s2).collect();
+    let l2 = sim
+        .wait_for_leader(&three, 3_000 * MS)
+        .ok_or_else(|| fail(seed, "figure8", "no second leader".into()))?;
+    sim.isolate(l2);
+    sim.propose_write(l2, 8, 2);
+    sim.run_for(50 * MS);
+    // (c) L1 returns with the two members that hold neither A nor B (S2 stays away, so that
+    // only L1 can win), is elected, and replicates A to them: A is on a majority.
+    let pair: Vec<NodeId> = three.iter().copied().filter(|&id| id != l2).collect();
+    sim.heal();
+    sim.isolate(l2);
+    sim.isolate(s2);
+    if sim.wait_for_leader(&[l1], 3_000 * MS).is_none() {
+        // A correct engine gets here: L2's no-op of term 2 reached the pair in (b), so L1 (last
+        // term 1) cannot win their votes, and the state of Figure 8 (c) cannot arise.
+        return sim.finish_scenario(3_000 * MS);
+    }
+    // Once the pair holds everything L1 has, L1's outgoing links are cut, so that it learns of
+    // their acknowledgements but cannot announce a commit (S1 crashing in Figure 8 (c) before
+    // it tells anyone).
+    let last = sim.engine(l1).map_or(0, |e| e.status().last_index);
+    let deadline = sim.now() + 500 * MS;
+    while sim.now() < deadline
+        && !pair.iter().all(|&id| {
+            sim.engine(id)
+                .is_some_and(|e| e.status().last_index >= last)
+        })
+    {
+        sim.run_for(100);
+    }
+    for &id in &all {
+        if id != l1 {
+            sim.cut.insert((l1, id));
+        }
+    }
+    sim.run_for(50 * MS);
+    // (d) L1 is cut off; L2 and S2 return. Any other leader is crashed and restarted (its log
+    // unchanged) until L2, whose log ends with the later term, is elected and overwrites A.
+    sim.heal();
+    sim.isolate(l1);
+    for _ in 0..10 {
+        sim.run_for(300 * MS);
+        match sim.leader_among_connected() {
+            Some(leader) if leader == l2 => break,
+            Some(leader) => {
+                sim.crash(leader);
+                sim.restart(leader);
+            }
+            None => {}
+        }
+    }
+    sim.run_for(1_000 * MS);
+    sim.finish_scenario(3_000 * MS)
+}
