@@ -1,25 +1,21 @@
 //! Random swarm seeds: every checker passes on the Raft engine.
 
-use synod_sim::sim::engines::{EngineKind, Target, run_seed};
+use synod_sim::sim::engines::{EngineKind, Target};
+use synod_sim::sim::runner::run_seeds_parallel;
 
 #[test]
-fn raft_passes_swarm_seeds() {
+fn raft_passes_300_swarm_seeds() {
     let target = Target {
         engine: EngineKind::Raft,
         mutant: None,
     };
-    let mut delivered = 0;
-    for seed in 0..40 {
-        match run_seed(target, seed) {
-            Ok(report) => {
-                assert!(
-                    report.elections >= 1,
-                    "seed {seed}: no leader was ever elected"
-                );
-                delivered += report.messages_delivered;
-            }
-            Err(failure) => panic!("{failure}"),
-        }
-    }
-    assert!(delivered > 0);
+    let summary = run_seeds_parallel(target, None, 0, 300, 2, &|failure| eprintln!("{failure}"));
+    assert!(
+        summary.failures.is_empty(),
+        "{} seeds failed, first: {}",
+        summary.failures.len(),
+        summary.failures[0]
+    );
+    assert_eq!(summary.passed, 300);
+    assert!(summary.operations > 0 && summary.messages_delivered > 0);
 }

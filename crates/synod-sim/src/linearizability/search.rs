@@ -2,12 +2,14 @@
 //! memoisation.
 //!
 //! The history is flattened into a list of events sorted by time: one call event per operation and
-//! one return event per operation that returned. Walking the list from the front, the search tries
-//! to *linearize* a call event: apply the operation to the model and, if the model's output matches
-//! what the client saw, remove the operation's call and return events from the list (it has taken
-//! effect) and start again from the front. Reaching a return event means that operation returned
-//! before anything consistent could be found for it, so the last choice is undone (backtracking).
-//! The history is linearizable once every operation that returned has been linearized.
+//! one return event per operation that returned. The search tries to *linearize* an operation whose
+//! call event comes before the first return event in the list: apply it to the model and, if the
+//! model's output matches what the client saw, remove its call and return events from the list (it
+//! has taken effect) and go on from there. When no operation before the first return event can be
+//! linearized, that return came before anything consistent could be found for its operation, so
+//! the last choice is undone (backtracking). The history is linearizable once every operation that
+//! returned has been linearized. Which operation is tried first matters a great deal for speed,
+//! not for the verdict; see the comments in [`search`].
 //!
 //! Operations with an unknown outcome have a call event and no return event: nothing forces them to
 //! be linearized, which models "took effect at some moment after the call, or never". (Giving them

@@ -50,17 +50,7 @@ pub(crate) fn shrink<M: Model>(
         while start < kept.len() {
             let end = (start + chunk).min(kept.len());
             let candidate: Vec<usize> = kept[..start].iter().chain(&kept[end..]).copied().collect();
-            let before = step_budget;
-            let r = check_piece(model, operations, &candidate, &mut step_budget);
-            if std::env::var("SHRINK_DEBUG").is_ok() {
-                eprintln!(
-                    "chunk {chunk} candidate {} -> {:?} steps {}",
-                    candidate.len(),
-                    r,
-                    before - step_budget
-                );
-            }
-            match r {
+            match check_piece(model, operations, &candidate, &mut step_budget) {
                 SearchResult::NotLinearizable => {
                     // Keep the smaller piece; the next chunk now starts at `start`.
                     kept = candidate;

@@ -17,6 +17,7 @@ pub mod checker;
 pub mod disk;
 pub mod engines;
 pub mod kv;
+pub mod runner;
 pub mod scenarios;
 
 use std::cmp::Reverse;
@@ -1282,6 +1283,12 @@ impl<E: Engine> Sim<E> {
         self.finish()
     }
 
+    /// Sets the message loss and duplication probabilities from now on.
+    pub fn set_unreliable(&mut self, loss: f64, duplicate: f64) {
+        self.loss = loss;
+        self.duplicate = duplicate;
+    }
+
     /// Restores every link of member `id`.
     pub fn reconnect(&mut self, id: NodeId) {
         let before = self.cut.len();
@@ -1436,10 +1443,16 @@ impl<E: Engine> Sim<E> {
             );
             return;
         }
-        // Durability and convergence: every member holds every committed entry.
+        // Durability and convergence: every member of the final configuration holds every
+        // committed entry. (Members removed along the way stop receiving the log.)
         let highest = self.checker.highest_applied();
+        let members = self
+            .leader()
+            .and_then(|id| self.engine(id))
+            .map(|e| e.status().membership.members());
         for (&id, node) in &self.nodes {
-            if node.engine.is_some() && node.kv.applied < highest {
+            let member = members.as_ref().is_none_or(|m| m.contains(&id));
+            if member && node.engine.is_some() && node.kv.applied < highest {
                 let mut detail = format!(
                     "node {id} applied only up to {} of {highest} committed entries",
                     node.kv.applied

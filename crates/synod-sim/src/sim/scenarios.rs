@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use synod_core::{Engine, NodeId};
+use synod_core::{ConfChange, Engine, NodeId, SnapshotMeta};
 
+use super::disk::Disk;
 use super::{BootFn, Failure, FaultProfile, Micros, Report, Sim, SimOptions};
 
 const MS: Micros = 1_000;
@@ -56,6 +57,42 @@ pub fn all<E: Engine>() -> Vec<Scenario<E>> {
         Scenario {
             name: "figure8",
             run: figure8::<E>,
+        },
+        Scenario {
+            name: "concurrent-proposals",
+            run: concurrent_proposals::<E>,
+        },
+        Scenario {
+            name: "backup",
+            run: backup::<E>,
+        },
+        Scenario {
+            name: "figure8-unreliable",
+            run: figure8_unreliable::<E>,
+        },
+        Scenario {
+            name: "unreliable-churn",
+            run: unreliable_churn::<E>,
+        },
+        Scenario {
+            name: "snapshot-install-lossy",
+            run: snapshot_install_lossy::<E>,
+        },
+        Scenario {
+            name: "snapshot-install-crashes",
+            run: snapshot_install_crashes::<E>,
+        },
+        Scenario {
+            name: "membership-joint",
+            run: membership_joint::<E>,
+        },
+        Scenario {
+            name: "membership-single-server",
+            run: membership_single_server::<E>,
+        },
+        Scenario {
+            name: "leadership-transfer",
+            run: leadership_transfer::<E>,
         },
     ]
 }
@@ -313,5 +350,286 @@ pub fn figure8<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure>
         }
     }
     sim.run_for(1_000 * MS);
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// A cluster with faults drawn from `faults`, run through the usual swarm phases.
+fn faulty<E: Engine>(seed: u64, members: u64, faults: FaultProfile, boot: BootFn<E>) -> Sim<E> {
+    let mut options = SimOptions::calm(members);
+    options.safety_phase = 4_000 * MS;
+    options.liveness_phase = 5_000 * MS;
+    options.faults = faults;
+    Sim::new(seed, options, boot)
+}
+
+/// Many clients propose at once, on a quiet network.
+pub fn concurrent_proposals<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet_with_clients(seed, 5, 10, boot);
+    sim.run_for(2_000 * MS);
+    sim.finish_scenario(2_000 * MS)
+}
+
+/// Fast backtracking (Raft §5.3): a leader cut off with one follower appends 50 entries that
+/// never commit, while the majority commits 50 others; after healing, the conflicting entries
+/// are replaced.
+pub fn backup<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet_with_clients(seed, 5, 0, boot);
+    let all: Vec<NodeId> = (1..=5).collect();
+    let old = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "backup", "no leader".into()))?;
+    let buddy = all
+        .iter()
+        .copied()
+        .find(|&id| id != old)
+        .expect("5 members");
+    let side: BTreeSet<NodeId> = [old, buddy].into_iter().collect();
+    sim.partition(&side);
+    for value in 0..50 {
+        sim.propose_write(old, 1, value);
+    }
+    sim.run_for(100 * MS);
+    let majority: Vec<NodeId> = all
+        .iter()
+        .copied()
+        .filter(|id| !side.contains(id))
+        .collect();
+    let new = sim
+        .wait_for_leader(&majority, 3_000 * MS)
+        .ok_or_else(|| fail(seed, "backup", "the majority elected nobody".into()))?;
+    for value in 0..50 {
+        sim.propose_write(new, 2, value);
+    }
+    sim.run_for(500 * MS);
+    sim.heal();
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Leader churn on an unreliable network, after the classic "Figure 8 (unreliable)" test.
+pub fn figure8_unreliable<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let faults = FaultProfile {
+        loss: 0.1,
+        duplicate: 0.05,
+        delay_max: 30 * MS,
+        disk_latency_max: 2 * MS,
+        churn: true,
+        ..FaultProfile::none()
+    };
+    faulty(seed, 5, faults, boot).run()
+}
+
+/// Random crashes, restarts and partitions on a lossy network.
+pub fn unreliable_churn<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let faults = FaultProfile {
+        loss: 0.1,
+        duplicate: 0.05,
+        delay_max: 20 * MS,
+        disk_latency_max: 5 * MS,
+        crash: 0.15,
+        restart: 0.4,
+        partition: 0.1,
+        heal: 0.3,
+        ..FaultProfile::none()
+    };
+    faulty(seed, 5, faults, boot).run()
+}
+
+/// Snapshots every 10 entries on a lossy network: lagging members must install them.
+pub fn snapshot_install_lossy<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let faults = FaultProfile {
+        loss: 0.15,
+        delay_max: 10 * MS,
+        partition: 0.1,
+        heal: 0.2,
+        snapshot_interval: Some(10),
+        ..FaultProfile::none()
+    };
+    faulty(seed, 3, faults, boot).run()
+}
+
+/// Snapshots every 10 entries with crashes: a member may crash while installing one.
+pub fn snapshot_install_crashes<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let faults = FaultProfile {
+        loss: 0.02,
+        delay_max: 10 * MS,
+        disk_latency_max: 5 * MS,
+        crash: 0.15,
+        restart: 0.5,
+        snapshot_interval: Some(10),
+        ..FaultProfile::none()
+    };
+    faulty(seed, 3, faults, boot).run()
+}
+
+/// Proposes `change` on whoever leads, retrying until it is accepted or `timeout` passes.
+fn change_membership<E: Engine>(sim: &mut Sim<E>, change: ConfChange, timeout: Micros) -> bool {
+    let end = sim.now() + timeout;
+    while sim.now() < end {
+        if let Some(leader) = sim.leader_among_connected()
+            && sim
+                .engine_mut(leader)
+                .is_some_and(|e| e.propose_membership_change(change.clone()).is_ok())
+        {
+            return true;
+        }
+        sim.run_for(20 * MS);
+    }
+    false
+}
+
+/// Waits until the leader's configuration satisfies `done`, and so does that of a majority of
+/// its voters (so the configuration entry is replicated on a quorum).
+fn wait_for_membership<E: Engine>(
+    sim: &mut Sim<E>,
+    timeout: Micros,
+    done: impl Fn(&synod_core::Membership) -> bool,
+) -> bool {
+    let end = sim.now() + timeout;
+    while sim.now() < end {
+        let settled = sim
+            .leader_among_connected()
+            .and_then(|id| sim.engine(id))
+            .map(|e| e.status().membership)
+            .is_some_and(|m| {
+                let holding = m
+                    .voters
+                    .iter()
+                    .filter(|&&id| sim.engine(id).is_some_and(|e| done(&e.status().membership)))
+                    .count();
+                done(&m) && holding * 2 > m.voters.len()
+            });
+        if settled {
+            return true;
+        }
+        sim.run_for(20 * MS);
+    }
+    false
+}
+
+/// A spare member with an empty disk, ready to be added.
+fn add_spare<E: Engine>(sim: &mut Sim<E>, id: NodeId) {
+    sim.add_node(id, Disk::new(SnapshotMeta::default()));
+}
+
+fn lossy<E: Engine>(sim: &mut Sim<E>) {
+    sim.set_unreliable(0.05, 0.02);
+    sim.options.faults.delay_max = 10 * MS;
+    sim.options.faults.disk_latency_max = 3 * MS;
+}
+
+/// Joint consensus under message loss and a crash: {1,2,3} becomes {3,4,5}, which removes
+/// whoever of 1 and 2 leads.
+pub fn membership_joint<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    lossy(&mut sim);
+    add_spare(&mut sim, 4);
+    add_spare(&mut sim, 5);
+    sim.run_for(500 * MS);
+    let change = ConfChange::Joint {
+        voters: [3, 4, 5].into_iter().collect(),
+        learners: BTreeSet::new(),
+    };
+    if !change_membership(&mut sim, change.clone(), 3_000 * MS) {
+        return Err(fail(
+            seed,
+            "membership-joint",
+            "the change was never accepted".into(),
+        ));
+    }
+    sim.run_for(seed % 200 * MS);
+    let victim = 1 + seed % 5;
+    sim.crash(victim);
+    sim.run_for(300 * MS);
+    sim.restart(victim);
+    // A change that was not yet committed when its leader crashed may be lost: propose it
+    // again whenever the leader is back at the old configuration.
+    let target: BTreeSet<NodeId> = [3, 4, 5].into_iter().collect();
+    let mut reached = false;
+    for _ in 0..5 {
+        if wait_for_membership(&mut sim, 2_000 * MS, |m| {
+            !m.is_joint() && m.voters == target
+        }) {
+            reached = true;
+            break;
+        }
+        let lost = sim
+            .leader_among_connected()
+            .and_then(|id| sim.engine(id))
+            .is_some_and(|e| e.status().membership.voters == [1, 2, 3].into_iter().collect());
+        if lost {
+            change_membership(&mut sim, change.clone(), 3_000 * MS);
+        }
+    }
+    if !reached {
+        let states: Vec<String> = (1..=5)
+            .filter_map(|id| {
+                sim.engine(id)
+                    .map(|e| format!("\n    {id}: {:?}", e.status()))
+            })
+            .collect();
+        return Err(fail(
+            seed,
+            "membership-joint",
+            format!("never reached {{3,4,5}}:{}", states.concat()),
+        ));
+    }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Single-server changes under loss: add a learner, promote it, then remove the leader.
+pub fn membership_single_server<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 3, boot);
+    lossy(&mut sim);
+    add_spare(&mut sim, 4);
+    sim.run_for(500 * MS);
+    if !change_membership(&mut sim, ConfChange::AddLearner(4), 3_000 * MS)
+        || !wait_for_membership(&mut sim, 5_000 * MS, |m| m.learners.contains(&4))
+    {
+        return Err(fail(
+            seed,
+            "membership-single-server",
+            "learner 4 never added".into(),
+        ));
+    }
+    if !change_membership(&mut sim, ConfChange::AddVoter(4), 3_000 * MS)
+        || !wait_for_membership(&mut sim, 5_000 * MS, |m| m.voters.contains(&4))
+    {
+        return Err(fail(
+            seed,
+            "membership-single-server",
+            "4 never promoted".into(),
+        ));
+    }
+    let leader = sim
+        .leader_among_connected()
+        .ok_or_else(|| fail(seed, "membership-single-server", "no leader".into()))?;
+    if !change_membership(&mut sim, ConfChange::Remove(leader), 3_000 * MS)
+        || !wait_for_membership(&mut sim, 5_000 * MS, |m| !m.contains(leader))
+    {
+        return Err(fail(
+            seed,
+            "membership-single-server",
+            "the leader was never removed".into(),
+        ));
+    }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// Leadership transfers to random members on a lossy network, with a pause.
+pub fn leadership_transfer<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet(seed, 5, boot);
+    lossy(&mut sim);
+    for round in 0..8u64 {
+        sim.run_for(300 * MS);
+        if let Some(leader) = sim.leader_among_connected() {
+            let to = 1 + (seed + round) % 5;
+            if let Some(engine) = sim.engine_mut(leader) {
+                let _ = engine.transfer_leadership(to);
+            }
+        }
+        if round == 4 {
+            sim.pause(1 + seed % 5, 200 * MS);
+        }
+    }
     sim.finish_scenario(3_000 * MS)
 }
