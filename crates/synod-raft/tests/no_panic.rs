@@ -1496,7 +1496,7 @@ impl Chaos {
     fn check(&mut self, step: usize) {
         let context = format!("seed {} step {step}", self.seed);
         self.safety.check(&self.c, &context);
-        if step % 25 == 0 {
+        if step.is_multiple_of(25) {
             check_committed_logs_agree(&self.c, &context);
         }
     }

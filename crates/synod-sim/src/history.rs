@@ -7,7 +7,7 @@
 //! | outcome | took effect? | when? | output checked? |
 //! |---|---|---|---|
 //! | [`Outcome::Returned`] | yes | once, between call and return | yes |
-//! | [`Outcome::Unknown`] (timed out, crashed client) | maybe | once, any time after the call, or never | no |
+//! | [`Outcome::Unknown`] (a timeout, a crash) | maybe | once after the call, or never | no |
 //! | [`Outcome::NoEffect`] (a definite error) | no | never | no |
 //!
 //! Times are logical (simulator ticks, line numbers of a log): only their order matters.

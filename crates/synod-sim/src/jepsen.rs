@@ -1,16 +1,17 @@
 //! A parser for Jepsen's text logs of a compare-and-set register, such as the etcd histories of the
 //! linearizability-checker corpus (github.com/ahorn/linearizability-checker).
 //!
-//! One event per line, fields separated by white space:
+//! One event per line, fields separated by white space (tabs in the corpus):
 //!
 //! ```text
-//! INFO  jepsen.util - 3	:invoke	:cas	[1 4]
-//! INFO  jepsen.util - 3	:fail	:cas	[1 4]
+//! INFO  jepsen.util - 3  :invoke  :cas  [1 4]
+//! INFO  jepsen.util - 3  :fail    :cas  [1 4]
 //! ```
 //!
-//! The `INFO jepsen.util -` prefix is optional. Events map onto the [`KvModel`](crate::linearizability::KvModel) with a single key,
-//! [`REGISTER_KEY`], which starts absent (Jepsen's `nil`). Times are line numbers, so a violation
-//! report points straight into the file.
+//! The `INFO jepsen.util -` prefix is optional. Events map onto the
+//! [`KvModel`](crate::linearizability::KvModel) with a single key, [`REGISTER_KEY`], which starts
+//! absent (Jepsen's `nil`). Times are line numbers, so a violation report points straight into the
+//! file.
 //!
 //! | event | meaning | becomes |
 //! |---|---|---|
@@ -409,7 +410,9 @@ INFO  jepsen.util - 2\t:fail\t:cas\t[4 0]
     #[test]
     fn errors_name_the_line() {
         let good = "0 :invoke :read nil\n";
-        let cases: [(&str, usize, fn(&ParseErrorKind) -> bool); 11] = [
+        // (the bad line, the line reported, whether the error is the expected one)
+        type Case = (&'static str, usize, fn(&ParseErrorKind) -> bool);
+        let cases: [Case; 11] = [
             ("garbage", 2, |k| matches!(k, ParseErrorKind::Malformed(_))),
             ("0 :invoke :read", 2, |k| {
                 matches!(k, ParseErrorKind::Malformed(_))

@@ -1,6 +1,6 @@
 //! Deterministic simulation and checkers for synod.
 //!
-//! For now this crate holds the checkers that a simulation's client histories are judged by:
+//! The checkers that a simulation's client histories are judged by:
 //!
 //! - [`history`]: what clients asked, when, and what they were told ([`history::History`]).
 //! - [`linearizability`]: whether a history could have come from a single sequential copy of
@@ -19,10 +19,10 @@
 //!
 //! // Process 1's write of 3 completes, then process 2 reads the register still empty.
 //! let log = "\
-//! INFO  jepsen.util - 1	:invoke	:write	3
-//! INFO  jepsen.util - 1	:ok	:write	3
-//! INFO  jepsen.util - 2	:invoke	:read	nil
-//! INFO  jepsen.util - 2	:ok	:read	nil
+//!     INFO  jepsen.util - 1  :invoke  :write  3
+//!     INFO  jepsen.util - 1  :ok      :write  3
+//!     INFO  jepsen.util - 2  :invoke  :read   nil
+//!     INFO  jepsen.util - 2  :ok      :read   nil
 //! ";
 //! let history = jepsen::parse_register_history(log)?;
 //! let verdict = linearizability::check(&KvModel, &history);

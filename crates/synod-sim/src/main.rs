@@ -1,7 +1,11 @@
 //! The `synod-sim` command line.
 //!
-//! Exit status: 0 for a clean verdict (linearizable), 1 for a failed one (not linearizable), 2 when
-//! the input could not be read or parsed (clap uses 2 for usage errors too).
+//! - `synod-sim --seeds N [--engine raft] [--mutant NAME] [--scenario NAME]` runs N seeds and
+//!   prints `N passed, M failed` as its last line; `synod-sim --seed S` reproduces one seed.
+//! - `synod-sim check-history --format jepsen FILE` checks a recorded history.
+//!
+//! Exit status: 0 for a clean verdict (every seed passed, or linearizable), 1 for a failed one,
+//! 2 when the input could not be read or parsed (clap uses 2 for usage errors too).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,15 +13,59 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use synod_raft::Mutant;
 use synod_sim::jepsen;
 use synod_sim::linearizability::{self, KvModel, Verdict};
+use synod_sim::sim::engines::{EngineKind, Target, scenario_names};
+use synod_sim::sim::runner::run_seeds_parallel;
 
 /// Deterministic simulation and checkers for synod.
+///
+/// Without a subcommand it simulates: each seed draws a cluster, clients and a mix of faults
+/// (or runs the named scenario), and checks election safety, log matching, leader completeness,
+/// state-machine safety, durability, liveness and linearizability. A failure prints its seed,
+/// the checker that failed and the last events; `--seed S` reproduces it exactly.
 #[derive(Parser, Debug)]
-#[command(name = "synod-sim", version, about)]
+#[command(
+    name = "synod-sim",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Run this many seeds, starting at --first-seed.
+    #[arg(long, default_value_t = 100, conflicts_with = "seed")]
+    seeds: u64,
+    /// The first seed of --seeds.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Run exactly this seed (to reproduce a failure).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The engine to simulate: raft (multipaxos is planned).
+    #[arg(long, default_value = "raft")]
+    engine: EngineKind,
+    /// Turn on a deliberate bug, to show that the checkers catch it: figure8, no-log-check,
+    /// early-ack or stale-read.
+    #[arg(long)]
+    mutant: Option<Mutant>,
+    /// Run a named scenario instead of random swarm schedules (see --list-scenarios).
+    #[arg(long)]
+    scenario: Option<String>,
+    /// List the named scenarios and exit.
+    #[arg(long)]
+    list_scenarios: bool,
+    /// Worker threads (each seed runs on one thread; results do not depend on this).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,7 +97,10 @@ const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return simulate(&cli.run);
+    };
+    match command {
         Command::CheckHistory(args) => match check_history(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -81,4 +132,82 @@ fn check_history(args: &CheckHistoryArgs) -> anyhow::Result<bool> {
     .and_then(|()| stdout.flush())
     .context("cannot write the verdict to standard output")?;
     Ok(verdict.is_linearizable())
+}
+
+/// Runs the seeds `args` asks for and prints `N passed, M failed` last.
+fn simulate(args: &RunArgs) -> ExitCode {
+    let names = scenario_names();
+    if args.list_scenarios {
+        for name in &names {
+            println!("{name}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(name) = &args.scenario
+        && !names.contains(&name.as_str())
+    {
+        eprintln!(
+            "synod-sim: error: unknown scenario {name:?}; expected one of: {}",
+            names.join(", ")
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let target = Target {
+        engine: args.engine,
+        mutant: args.mutant,
+    };
+    let (first, count) = match args.seed {
+        Some(seed) => (seed, 1),
+        None => (args.first_seed, args.seeds),
+    };
+    if first.checked_add(count).is_none() {
+        eprintln!("synod-sim: error: seeds {first}.. overflow");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    // Engine panics are caught and reported as failures with their seed; the default hook's
+    // backtraces would only repeat them.
+    std::panic::set_hook(Box::new(|_| {}));
+    let report = |failure: &synod_sim::sim::Failure| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{failure}\n");
+    };
+    let summary = run_seeds_parallel(
+        target,
+        args.scenario.as_deref(),
+        first,
+        count,
+        args.jobs,
+        &report,
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "engine {}{}{}: {:.1} s, {} messages ({:.0} per second), {} client operations",
+        target.engine,
+        args.mutant
+            .map(|m| format!(", mutant {m}"))
+            .unwrap_or_default(),
+        args.scenario
+            .as_deref()
+            .map(|s| format!(", scenario {s}"))
+            .unwrap_or_default(),
+        summary.elapsed.as_secs_f64(),
+        summary.messages_delivered,
+        summary.messages_per_second(),
+        summary.operations,
+    );
+    if let Some(first) = summary.failures.first() {
+        let _ = writeln!(stdout, "first failing seed: {}", first.seed);
+    }
+    let _ = writeln!(
+        stdout,
+        "{} passed, {} failed",
+        summary.passed,
+        summary.failures.len()
+    );
+    if summary.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -106,9 +106,10 @@ fn every_violation_shrinks_to_a_smaller_piece_that_is_still_one() {
             "{file}: the piece alone is linearizable: {violation}"
         );
 
-        // The report lists every operation of the piece, with its line numbers.
+        // The report lists every operation of the piece, with its line numbers, between two
+        // lines of explanation and the column headers above and a line of conclusion below.
         let report = violation.to_string();
-        assert_eq!(report.lines().count(), piece.len() + 3, "{report}");
+        assert_eq!(report.lines().count(), 2 + 1 + piece.len() + 1, "{report}");
         for operation in piece {
             assert!(
                 report.contains(&format!("{:>10}", operation.call)),

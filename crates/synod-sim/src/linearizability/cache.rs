@@ -1,28 +1,39 @@
-//! The two data structures the search spends its time in: the set of operations linearized so far
+//! The two data structures the search spends its time in: the set of operations resolved so far
 //! (a bitset) and the memo of configurations already explored (Lowe 2017).
 //!
 //! Lowe's observation is that two search paths which have linearized the same *set* of operations
-//! and reached the same model state have identical futures, so the second can be cut off. The memo
-//! is consulted once per search step, so it must neither allocate on a lookup nor rehash the whole
-//! bitset: the bitset carries a Zobrist fingerprint (the XOR of one random word per member, updated
-//! in O(1) on every insert and remove), and cached bitsets live side by side in one flat arena.
+//! and reached the same model state have identical futures, so the second can be cut off. This memo
+//! also cuts off a configuration *dominated* by one explored before: same state, same operations
+//! resolved apart from those with an unknown outcome, and a superset of those (see the `search`
+//! module for why that is sound). So entries are looked up by their other operations and state
+//! only, and within a lookup, unknown operations are compared by inclusion.
+//!
+//! The memo is consulted once per search step, so it must neither allocate on a lookup nor rehash
+//! the whole bitset: the bitset carries a Zobrist fingerprint of its other members (the XOR of
+//! one random word per member, updated in O(1) on every insert and remove), and cached bitsets
+//! live side by side in one flat arena.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-/// A set of operation indices in `0..capacity`, with an incrementally maintained fingerprint.
+/// A set of operation indices, with an incrementally maintained fingerprint of its members that
+/// are not unknown operations.
 #[derive(Clone, Debug)]
 pub(crate) struct Bitset {
     words: Vec<u64>,
-    /// Invariant: the XOR of `member_fingerprint(i)` over every member `i`.
+    /// Which indices are operations with an unknown outcome; they do not count in the fingerprint.
+    unknown: Vec<u64>,
+    /// Invariant: the XOR of `member_fingerprint(i)` over every member `i` not in `unknown`.
     fingerprint: u64,
 }
 
 impl Bitset {
-    /// An empty set able to hold `0..capacity`.
-    pub(crate) fn new(capacity: usize) -> Bitset {
+    /// An empty set of the indices of `unknown` (`unknown[i]`: whether operation `i`'s outcome
+    /// is unknown).
+    pub(crate) fn new(unknown: &[bool]) -> Bitset {
         Bitset {
-            words: vec![0; words_for(capacity)],
+            words: vec![0; words_for(unknown.len())],
+            unknown: to_words(unknown),
             fingerprint: 0,
         }
     }
@@ -32,7 +43,9 @@ impl Bitset {
         let (word, bit) = (index / 64, 1u64 << (index % 64));
         debug_assert!(self.words[word] & bit == 0, "{index} is already a member");
         self.words[word] |= bit;
-        self.fingerprint ^= member_fingerprint(index);
+        if self.unknown[word] & bit == 0 {
+            self.fingerprint ^= member_fingerprint(index);
+        }
     }
 
     /// Removes `index`, which must be a member.
@@ -40,7 +53,9 @@ impl Bitset {
         let (word, bit) = (index / 64, 1u64 << (index % 64));
         debug_assert!(self.words[word] & bit != 0, "{index} is not a member");
         self.words[word] &= !bit;
-        self.fingerprint ^= member_fingerprint(index);
+        if self.unknown[word] & bit == 0 {
+            self.fingerprint ^= member_fingerprint(index);
+        }
     }
 
     pub(crate) fn words(&self) -> &[u64] {
@@ -55,6 +70,14 @@ impl Bitset {
 /// The number of 64-bit words a set of `capacity` members needs.
 pub(crate) fn words_for(capacity: usize) -> usize {
     capacity.div_ceil(64)
+}
+
+fn to_words(flags: &[bool]) -> Vec<u64> {
+    let mut words = vec![0; words_for(flags.len())];
+    for (index, _) in flags.iter().enumerate().filter(|(_, flag)| **flag) {
+        words[index / 64] |= 1 << (index % 64);
+    }
+    words
 }
 
 /// SplitMix64's finaliser: a bijection on `u64` whose outputs look independent and uniform, so
@@ -72,11 +95,14 @@ fn member_fingerprint(index: usize) -> u64 {
 
 const NO_ENTRY: u32 = u32::MAX;
 
-/// The set of explored configurations: (linearized operations, model state).
+/// The explored configurations: (resolved operations, model state).
 pub(crate) struct Cache<S> {
     words_per_set: usize,
-    /// From a configuration's hash to the newest entry with that hash; older ones are chained
-    /// through `next_entry`. Keys are already well mixed, so the map does not hash them again.
+    /// Which operations have an unknown outcome, as in [`Bitset`].
+    unknown: Vec<u64>,
+    /// From the hash of a configuration's other operations and state to the newest entry with
+    /// that hash; older ones are chained through `next_entry`. Keys are already well mixed, so
+    /// the map does not hash them again.
     newest_entry: HashMap<u64, u32, BuildHasherDefault<PrehashedHasher>>,
     /// Entry `e`'s bitset is `sets[e * words_per_set..][..words_per_set]`.
     sets: Vec<u64>,
@@ -86,10 +112,11 @@ pub(crate) struct Cache<S> {
 }
 
 impl<S: Eq + Hash + Clone> Cache<S> {
-    /// An empty cache for sets of operations in `0..capacity`.
-    pub(crate) fn new(capacity: usize) -> Cache<S> {
+    /// An empty cache for sets of the operations of `unknown`, as in [`Bitset::new`].
+    pub(crate) fn new(unknown: &[bool]) -> Cache<S> {
         Cache {
-            words_per_set: words_for(capacity),
+            words_per_set: words_for(unknown.len()),
+            unknown: to_words(unknown),
             newest_entry: HashMap::default(),
             sets: Vec::new(),
             states: Vec::new(),
@@ -97,7 +124,8 @@ impl<S: Eq + Hash + Clone> Cache<S> {
         }
     }
 
-    /// Records the configuration (`set`, `state`); returns whether it had not been seen before.
+    /// Records the configuration (`set`, `state`) unless it, or one dominating it, is recorded
+    /// already; returns whether it was recorded.
     pub(crate) fn insert(&mut self, set: &Bitset, state: &S) -> bool {
         debug_assert_eq!(set.words().len(), self.words_per_set);
         let mut hasher = FxHasher::default();
@@ -118,7 +146,8 @@ impl<S: Eq + Hash + Clone> Cache<S> {
                 while entry != NO_ENTRY {
                     let index = entry as usize;
                     let cached = &self.sets[index * self.words_per_set..][..self.words_per_set];
-                    if cached == set.words() && self.states[index] == *state {
+                    if self.states[index] == *state && dominates(cached, set.words(), &self.unknown)
+                    {
                         return false;
                     }
                     entry = self.next_entry[index];
@@ -138,6 +167,20 @@ impl<S: Eq + Hash + Clone> Cache<S> {
     pub(crate) fn len(&self) -> usize {
         self.states.len()
     }
+}
+
+/// Whether the set `cached` dominates the set `set`: the same members apart from unknown
+/// operations, and a subset of its unknown ones. (Equal sets dominate each other: Lowe's memo.)
+fn dominates(cached: &[u64], set: &[u64], unknown: &[u64]) -> bool {
+    cached
+        .iter()
+        .zip(set)
+        .zip(unknown)
+        .all(|((&cached, &set), &unknown)| {
+            let only_cached = cached & !set;
+            let only_set_known = set & !cached & !unknown;
+            only_cached == 0 && only_set_known == 0
+        })
 }
 
 /// A hasher for keys that are already uniformly distributed `u64`s.
@@ -222,9 +265,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprint_depends_only_on_the_members() {
-        let mut a = Bitset::new(200);
-        let mut b = Bitset::new(200);
+    fn fingerprint_leaves_out_unknown_operations() {
+        let mut unknown = vec![false; 200];
+        unknown[5] = true;
+        let mut a = Bitset::new(&unknown);
+        let mut b = Bitset::new(&unknown);
         for index in [3, 64, 130, 199] {
             a.insert(index);
         }
@@ -234,6 +279,10 @@ mod tests {
         b.remove(7);
         assert_eq!(a.words(), b.words());
         assert_eq!(a.fingerprint(), b.fingerprint());
+        b.insert(5);
+        assert_ne!(a.words(), b.words());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.remove(5);
         b.remove(3);
         assert_ne!(a.fingerprint(), b.fingerprint());
         b.remove(64);
@@ -245,8 +294,9 @@ mod tests {
 
     #[test]
     fn cache_tells_configurations_apart_by_set_and_state() {
-        let mut cache = Cache::<Option<u64>>::new(100);
-        let mut set = Bitset::new(100);
+        let none_unknown = vec![false; 100];
+        let mut cache = Cache::<Option<u64>>::new(&none_unknown);
+        let mut set = Bitset::new(&none_unknown);
         assert!(cache.insert(&set, &None));
         assert!(!cache.insert(&set, &None));
         assert!(cache.insert(&set, &Some(0)));
@@ -256,6 +306,30 @@ mod tests {
         set.remove(99);
         assert!(!cache.insert(&set, &Some(0)));
         assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn cache_skips_configurations_that_used_more_unknown_operations() {
+        // 2 and 3 have an unknown outcome, 0 and 1 not.
+        let unknown = [false, false, true, true];
+        let mut cache = Cache::new(&unknown);
+        let mut set = Bitset::new(&unknown);
+        set.insert(0);
+        set.insert(2);
+        assert!(cache.insert(&set, &Some(1)));
+        // More unknown operations used, the same others and state: dominated.
+        set.insert(3);
+        assert!(!cache.insert(&set, &Some(1)));
+        // Another state, or other operations: not dominated.
+        assert!(cache.insert(&set, &Some(2)));
+        set.insert(1);
+        assert!(cache.insert(&set, &Some(1)));
+        // Fewer unknown operations than a recorded configuration: not dominated either.
+        set.remove(1);
+        set.remove(2);
+        set.remove(3);
+        assert!(cache.insert(&set, &Some(1)));
+        assert_eq!(cache.len(), 4);
     }
 
     #[test]
@@ -269,8 +343,8 @@ mod tests {
                 state.write_u64(42);
             }
         }
-        let mut cache = Cache::new(1);
-        let set = Bitset::new(1);
+        let mut cache = Cache::new(&[false]);
+        let set = Bitset::new(&[false]);
         assert!(cache.insert(&set, &SameHash(1)));
         assert!(cache.insert(&set, &SameHash(2)));
         assert!(!cache.insert(&set, &SameHash(1)));

@@ -168,8 +168,9 @@ impl<M: Model> fmt::Display for Violation<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "partition {:?}: these {} of its {} operations cannot be linearized, even if each of \
-             the others took effect between its call and return with any result, or never:",
+            "partition {:?}: {} of its {} operations cannot be linearized,\n\
+             even if every other one took effect between its call and return with any result, \
+             or never:",
             self.partition,
             self.operations.len(),
             self.partition_len
@@ -194,7 +195,7 @@ impl<M: Model> fmt::Display for Violation<M> {
         if self.one_minimal {
             writeln!(
                 f,
-                "(each of them is needed: without its result, a linearization exists)"
+                "(minimal: without the result of any one of these, a linearization exists)"
             )
         } else {
             writeln!(

@@ -111,3 +111,76 @@ pub(crate) fn check_piece<M: Model>(
     );
     search(model, &search_ops, step_budget)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jepsen;
+    use crate::linearizability::{KvInput, KvModel, KvOutput, partitions};
+
+    /// The definition of 1-minimal, checked directly: the piece is a violation with everything
+    /// else weakened, and stops being one when any of its operations is weakened too.
+    fn assert_one_minimal(operations: &[&Operation<KvInput, KvOutput>], piece: &[usize]) {
+        let mut budget = u64::MAX;
+        assert_eq!(
+            check_piece(&KvModel, operations, piece, &mut budget),
+            SearchResult::NotLinearizable
+        );
+        for left_out in 0..piece.len() {
+            let mut smaller = piece.to_vec();
+            smaller.remove(left_out);
+            assert_eq!(
+                check_piece(&KvModel, operations, &smaller, &mut budget),
+                SearchResult::Linearizable,
+                "operation {} of the piece is not needed",
+                piece[left_out]
+            );
+        }
+    }
+
+    #[test]
+    fn jepsen_violations_shrink_to_one_minimal_pieces() {
+        let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/jepsen-etcd-register");
+        // A few of the non-linearizable histories, including those with the largest pieces.
+        for file in [
+            "etcd_000.log",
+            "etcd_008.log",
+            "etcd_012.log",
+            "etcd_034.log",
+        ] {
+            let text = std::fs::read_to_string(directory.join(file)).expect("corpus file");
+            let history = jepsen::parse_register_history(&text).expect("parses");
+            let (_, op_ids) = partitions(&KvModel, &history)
+                .into_iter()
+                .next()
+                .expect("one partition");
+            let operations: Vec<_> = op_ids
+                .iter()
+                .map(|id| &history.operations()[id.0])
+                .collect();
+            let shrunk = shrink(&KvModel, &operations, u64::MAX);
+            assert!(shrunk.one_minimal, "{file}");
+            assert!(
+                shrunk.kept.len() >= 2 && shrunk.kept.len() < operations.len(),
+                "{file}"
+            );
+            assert_one_minimal(&operations, &shrunk.kept);
+        }
+    }
+
+    #[test]
+    fn a_budget_of_nothing_keeps_every_returned_operation() {
+        let text = "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :read nil\n1 :ok :read nil\n\
+                    2 :invoke :write 2\n";
+        let history = jepsen::parse_register_history(text).expect("parses");
+        let operations: Vec<_> = history.operations().iter().collect();
+        let shrunk = shrink(&KvModel, &operations, 0);
+        assert!(!shrunk.one_minimal);
+        // The write with an unknown outcome is never part of a piece.
+        assert_eq!(shrunk.kept, [0, 1]);
+        let shrunk = shrink(&KvModel, &operations, u64::MAX);
+        assert!(shrunk.one_minimal);
+        assert_eq!(shrunk.kept, [0, 1]);
+    }
+}

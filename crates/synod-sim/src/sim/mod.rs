@@ -166,7 +166,7 @@ impl FaultProfile {
             pause: pick(&[0.0, 0.03, 0.1]),
             transfer: pick(&[0.0, 0.02, 0.05]),
             snapshot_interval: [None, Some(10), Some(50), Some(300)][(rng.next_u64() % 4) as usize],
-            churn: rng.next_u64() % 4 == 0,
+            churn: rng.next_u64().is_multiple_of(4),
         }
     }
 }
@@ -310,6 +310,8 @@ pub struct SimNode<E: Engine> {
     tick: Micros,
     /// Paused (a GC pause) until this time.
     paused_until: Micros,
+    /// The engine's term, as of its last reported soft state.
+    term: u64,
 }
 
 /// What a client is doing.
@@ -451,6 +453,7 @@ impl<E: Engine> Sim<E> {
             incoming_snapshots: BTreeMap::new(),
             tick,
             paused_until: 0,
+            term: 0,
         };
         self.nodes.insert(id, node);
         let first = self.rng.next_u64() % tick;
@@ -719,6 +722,7 @@ impl<E: Engine> Sim<E> {
             }
             let mut ready = engine.ready();
             if let Some(soft) = ready.soft_state {
+                self.nodes.get_mut(&id).expect("running").term = soft.term;
                 self.record(TraceEvent::Role {
                     node: id,
                     role: soft.role,
@@ -816,10 +820,7 @@ impl<E: Engine> Sim<E> {
     }
 
     fn apply(&mut self, id: NodeId, entry: &synod_core::Entry) {
-        let term = self.nodes[&id]
-            .engine
-            .as_ref()
-            .map_or(0, |e| e.status().soft_state.term);
+        let term = self.nodes[&id].term;
         if let Err(detail) = self.checker.on_apply(id, entry, term) {
             self.fail("state-machine safety", detail);
         }
@@ -1110,7 +1111,7 @@ impl<E: Engine> Sim<E> {
             }
         }
         let election = 15 * self.options.tick;
-        let wait = if self.rng.next_u64() % 10 == 0 {
+        let wait = if self.rng.next_u64().is_multiple_of(10) {
             self.rng.next_u64() % (election / 2)
         } else {
             self.rng.next_u64() % 13_000
@@ -1124,7 +1125,7 @@ impl<E: Engine> Sim<E> {
         }
         // Odd seeds disconnect the leader (it keeps running, cut off), even seeds crash it.
         let disconnect = self.seed % 2 == 1;
-        if self.rng.next_u64() % 2 == 0
+        if self.rng.next_u64().is_multiple_of(2)
             && let Some(leader) = self.leader_among_connected()
         {
             if disconnect {
@@ -1173,7 +1174,7 @@ impl<E: Engine> Sim<E> {
                 let side: BTreeSet<NodeId> = ids
                     .iter()
                     .copied()
-                    .filter(|&id| id != bridge && self.rng.next_u64() % 2 == 0)
+                    .filter(|&id| id != bridge && self.rng.next_u64().is_multiple_of(2))
                     .collect();
                 for &a in &ids {
                     for &b in &ids {
@@ -1192,7 +1193,7 @@ impl<E: Engine> Sim<E> {
         let side: BTreeSet<NodeId> = ids
             .iter()
             .copied()
-            .filter(|_| self.rng.next_u64() % 2 == 0)
+            .filter(|_| self.rng.next_u64().is_multiple_of(2))
             .collect();
         self.partition(&side);
     }

@@ -162,7 +162,7 @@ pub fn many_elections_7<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report,
     let mut sim = quiet(seed, 7, boot);
     for round in 0..10u64 {
         let side: BTreeSet<NodeId> = (1..=7)
-            .filter(|id| (seed.wrapping_mul(31) + round * 7 + id) % 3 == 0)
+            .filter(|id| (seed.wrapping_mul(31) + round * 7 + id).is_multiple_of(3))
             .collect();
         sim.partition(&side);
         sim.run_for(400 * MS);
