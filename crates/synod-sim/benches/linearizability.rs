@@ -61,6 +61,7 @@ fn bench_jepsen(c: &mut Criterion) {
     group.bench_function("52_histories_verdict_only", |b| {
         let options = linearizability::CheckOptions {
             shrink_step_budget: 0,
+            ..linearizability::CheckOptions::default()
         };
         b.iter(|| {
             for history in &histories {

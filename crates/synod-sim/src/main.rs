@@ -125,6 +125,8 @@ fn check_history(args: &CheckHistoryArgs) -> anyhow::Result<bool> {
     let mut stdout = std::io::stdout().lock();
     match &verdict {
         Verdict::Linearizable => writeln!(stdout, "linearizable"),
+        // The command line leaves the search unbounded, so this cannot happen; say so if it does.
+        Verdict::Inconclusive { .. } => writeln!(stdout, "inconclusive"),
         Verdict::NotLinearizable(violation) => {
             write!(stdout, "{violation}").and_then(|()| writeln!(stdout, "not linearizable"))
         }

@@ -49,6 +49,7 @@ fn every_history_gets_porcupines_verdict() {
     );
     let verdict_only = CheckOptions {
         shrink_step_budget: 0,
+        ..CheckOptions::default()
     };
     let mut disagreements = Vec::new();
     for (file, expected) in &verdicts {
@@ -117,4 +118,20 @@ fn every_violation_shrinks_to_a_smaller_piece_that_is_still_one() {
             );
         }
     }
+}
+
+#[test]
+fn an_exhausted_search_budget_is_inconclusive_not_a_verdict() {
+    // etcd_002 is linearizable, but deciding it takes more than one search step.
+    let history = load("etcd_002.log");
+    let starved = CheckOptions {
+        search_step_budget: 1,
+        ..CheckOptions::default()
+    };
+    let verdict = linearizability::check_with(&KvModel, &history, &starved);
+    assert!(
+        matches!(verdict, linearizability::Verdict::Inconclusive { .. }),
+        "got {verdict:?}"
+    );
+    assert!(linearizability::check(&KvModel, &history).is_linearizable());
 }

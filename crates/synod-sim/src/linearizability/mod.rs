@@ -101,6 +101,11 @@ pub struct CheckOptions {
     /// The most search steps spent shrinking a violation to a small piece (0: do not shrink).
     /// A budget, not a deadline, so that reports are the same on every machine and every run.
     pub shrink_step_budget: u64,
+    /// The most search steps spent deciding one partition; past it the verdict is
+    /// [`Verdict::Inconclusive`]. Unbounded by default. The problem is NP-complete, and a badly
+    /// broken system can produce a history whose search would exhaust memory; a simulator
+    /// running thousands of seeds sets a budget.
+    pub search_step_budget: u64,
 }
 
 impl Default for CheckOptions {
@@ -108,6 +113,7 @@ impl Default for CheckOptions {
         // About a second of shrinking in the worst case; most violations shrink in milliseconds.
         CheckOptions {
             shrink_step_budget: 20_000_000,
+            search_step_budget: u64::MAX,
         }
     }
 }
@@ -119,6 +125,13 @@ pub enum Verdict<M: Model> {
     Linearizable,
     /// Some partition cannot; the first one in key order is reported.
     NotLinearizable(Violation<M>),
+    /// The search of this partition ran out of [`CheckOptions::search_step_budget`].
+    Inconclusive {
+        /// The partition whose search was cut short.
+        partition: M::PartitionKey,
+        /// How many operations it holds.
+        partition_len: usize,
+    },
 }
 
 impl<M: Model> Verdict<M> {
@@ -130,7 +143,7 @@ impl<M: Model> Verdict<M> {
     /// The violation found, if any.
     pub fn violation(&self) -> Option<&Violation<M>> {
         match self {
-            Verdict::Linearizable => None,
+            Verdict::Linearizable | Verdict::Inconclusive { .. } => None,
             Verdict::NotLinearizable(violation) => Some(violation),
         }
     }
@@ -227,8 +240,7 @@ pub fn check_with<M: Model>(
             .map(|id| &history.operations()[id.0])
             .collect();
         let search_ops: Vec<_> = operations.iter().map(|op| SearchOp::exact(op)).collect();
-        // Unbounded in practice: u64::MAX steps would take centuries.
-        let mut steps_left = u64::MAX;
+        let mut steps_left = options.search_step_budget;
         match search(model, &search_ops, &mut steps_left) {
             SearchResult::Linearizable => {}
             SearchResult::NotLinearizable => {
@@ -240,7 +252,12 @@ pub fn check_with<M: Model>(
                     options,
                 ));
             }
-            SearchResult::OutOfSteps => unreachable!("an unbounded search ran out of steps"),
+            SearchResult::OutOfSteps => {
+                return Verdict::Inconclusive {
+                    partition,
+                    partition_len: op_ids.len(),
+                };
+            }
         }
     }
     Verdict::Linearizable

@@ -978,15 +978,20 @@ impl<E: Engine> Sim<E> {
         self.finish_op(index as u64);
     }
 
-    fn complete_read(&mut self, node: NodeId, context: u64) {
-        let Some(index) = self.clients.iter().position(|c| {
+    /// The client waiting at `node` for the read with `context`, and what it waits for.
+    fn reader(&self, node: NodeId, context: u64) -> Option<(usize, Waiting)> {
+        self.clients.iter().enumerate().find_map(|(index, c)| {
             c.waiting
                 .as_ref()
-                .is_some_and(|w| w.read_context == Some(context) && w.node == node)
-        }) else {
+                .filter(|w| w.read_context == Some(context) && w.node == node)
+                .map(|w| (index, w.clone()))
+        })
+    }
+
+    fn complete_read(&mut self, node: NodeId, context: u64) {
+        let Some((index, waiting)) = self.reader(node, context) else {
             return;
         };
-        let waiting = self.clients[index].waiting.clone().expect("found");
         let KvInput::Get { key } = waiting.input else {
             return;
         };
@@ -997,14 +1002,9 @@ impl<E: Engine> Sim<E> {
     }
 
     fn fail_read(&mut self, node: NodeId, context: u64) {
-        let Some(index) = self.clients.iter().position(|c| {
-            c.waiting
-                .as_ref()
-                .is_some_and(|w| w.read_context == Some(context) && w.node == node)
-        }) else {
+        let Some((index, waiting)) = self.reader(node, context) else {
             return;
         };
-        let waiting = self.clients[index].waiting.clone().expect("found");
         self.history.complete_without_effect(waiting.history_id);
         self.finish_op(index as u64);
         self.clients[index].node = 1 + self.rng.next_u64() % self.options.members.max(1);
@@ -1471,7 +1471,25 @@ impl<E: Engine> Sim<E> {
             self.fail("log matching", detail);
             return;
         }
-        let verdict = linearizability::check(&KvModel, &self.history);
+        let options = linearizability::CheckOptions {
+            search_step_budget: LINEARIZABILITY_STEP_BUDGET,
+            ..linearizability::CheckOptions::default()
+        };
+        let verdict = linearizability::check_with(&KvModel, &self.history, &options);
+        if let linearizability::Verdict::Inconclusive {
+            partition,
+            partition_len,
+        } = verdict
+        {
+            self.fail(
+                "linearizability",
+                format!(
+                    "inconclusive: key {partition:?} ({partition_len} operations) needs more than \
+                     {LINEARIZABILITY_STEP_BUDGET} search steps"
+                ),
+            );
+            return;
+        }
         if let Some(violation) = verdict.violation() {
             let mut detail = format!(
                 "not linearizable: key {:?}, {} of {} operations cannot be linearized:",
@@ -1505,6 +1523,10 @@ impl<E: Engine> Sim<E> {
             .collect()
     }
 }
+
+/// The linearizability search budget per key. Histories of a correct engine need a tiny
+/// fraction of it; a badly broken engine can produce one whose search would exhaust memory.
+const LINEARIZABILITY_STEP_BUDGET: u64 = 20_000_000;
 
 /// Keys from here on are written by scenarios, outside the client history.
 const SCENARIO_KEYS: u64 = 1 << 32;
