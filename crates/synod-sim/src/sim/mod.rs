@@ -383,6 +383,7 @@ pub struct Sim<E: Engine> {
     /// Clients stop issuing operations at this time, so that the cluster can settle before the
     /// final convergence checks.
     quiesce_at: Micros,
+    events_processed: u64,
     failure: Option<(&'static str, String)>,
 }
 
@@ -413,6 +414,7 @@ impl<E: Engine> Sim<E> {
             probe_ok: None,
             read_context_next: 1,
             quiesce_at: Micros::MAX,
+            events_processed: 0,
             failure: None,
         };
         for id in 1..=sim.options.members {
@@ -551,6 +553,18 @@ impl<E: Engine> Sim<E> {
                 break;
             };
             if next.time > time {
+                break;
+            }
+            self.events_processed += 1;
+            if self.events_processed > MAX_EVENTS || self.events.len() > MAX_PENDING_EVENTS {
+                // A run of a correct engine needs a small fraction of either; more means a
+                // message storm or a livelock, and would otherwise exhaust memory.
+                let detail = format!(
+                    "{} events processed, {} pending: a message storm or livelock",
+                    self.events_processed,
+                    self.events.len()
+                );
+                self.fail("simulator budget", detail);
                 break;
             }
             let Reverse(Scheduled { time, event, .. }) = self.events.pop().expect("peeked");
@@ -1524,9 +1538,13 @@ impl<E: Engine> Sim<E> {
     }
 }
 
+/// The most events one run may process, and the most that may be pending at once.
+const MAX_EVENTS: u64 = 50_000_000;
+const MAX_PENDING_EVENTS: usize = 500_000;
+
 /// The linearizability search budget per key. Histories of a correct engine need a tiny
 /// fraction of it; a badly broken engine can produce one whose search would exhaust memory.
-const LINEARIZABILITY_STEP_BUDGET: u64 = 20_000_000;
+const LINEARIZABILITY_STEP_BUDGET: u64 = 2_000_000;
 
 /// Keys from here on are written by scenarios, outside the client history.
 const SCENARIO_KEYS: u64 = 1 << 32;
