@@ -701,11 +701,10 @@ impl<E: Engine> Sim<E> {
         } else {
             1
         };
-        for copy in 0..copies {
+        for _ in 0..copies {
             let faults = &self.options.faults;
             let spread = faults.delay_max.saturating_sub(faults.delay_min).max(1);
             let delay = faults.delay_min + self.rng.next_u64() % spread;
-            let _ = copy;
             let message = message.clone();
             self.schedule(
                 delay,
