@@ -313,6 +313,14 @@ pub trait Engine {
     /// The protocol's durable, non-log state (Raft: term, vote, commit).
     type HardState: Clone + fmt::Debug + PartialEq;
 
+    /// Whether the engine guarantees Raft's Log Matching property (§5.3): two logs that hold an
+    /// entry with the same index and term are identical up to it, and a committed entry has
+    /// the same term everywhere. Multi-Paxos does not: each slot is decided on its own, and an
+    /// entry's term is the ballot in which the member holding it accepted it, so the same
+    /// chosen value may carry different ballots on different members. Checkers then compare
+    /// entries by their payload only.
+    const LOG_MATCHING: bool = true;
+
     /// This member's id.
     fn id(&self) -> NodeId;
 

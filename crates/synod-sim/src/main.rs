@@ -13,10 +13,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use synod_raft::Mutant;
 use synod_sim::jepsen;
 use synod_sim::linearizability::{self, KvModel, Verdict};
-use synod_sim::sim::engines::{EngineKind, Target, scenario_names};
+use synod_sim::sim::SimOptions;
+use synod_sim::sim::engines::{EngineKind, Mutant, Target, run_failover, scenario_names};
+use synod_sim::sim::failover;
 use synod_sim::sim::runner::run_seeds_parallel;
 
 /// Deterministic simulation and checkers for synod.
@@ -50,11 +51,12 @@ struct RunArgs {
     /// Run exactly this seed (to reproduce a failure).
     #[arg(long)]
     seed: Option<u64>,
-    /// The engine to simulate: raft (multipaxos is planned).
+    /// The engine to simulate: raft or multipaxos.
     #[arg(long, default_value = "raft")]
     engine: EngineKind,
-    /// Turn on a deliberate bug, to show that the checkers catch it: figure8, no-log-check,
-    /// early-ack or stale-read.
+    /// Turn on a deliberate bug, to show that the checkers catch it. Raft: figure8,
+    /// no-log-check, early-ack or stale-read. Multi-Paxos (with --engine multipaxos):
+    /// ignore-promise-value, no-persist-promise or apply-out-of-order.
     #[arg(long)]
     mutant: Option<Mutant>,
     /// Run a named scenario instead of random swarm schedules (see --list-scenarios).
@@ -74,6 +76,25 @@ enum Command {
     /// that cannot be linearized if there is one, and the verdict as the last line:
     /// `linearizable` (exit 0) or `not linearizable` (exit 1).
     CheckHistory(CheckHistoryArgs),
+    /// Measure failover: the time from a leader's crash to the next committed write, over many
+    /// seeds, as percentiles in engine ticks (10 ms each).
+    Failover(FailoverArgs),
+}
+
+#[derive(Args, Debug)]
+struct FailoverArgs {
+    /// The engine to measure: raft or multipaxos.
+    #[arg(long, default_value = "raft")]
+    engine: EngineKind,
+    /// Trials (one seed each), from --first-seed on.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 #[derive(Args, Debug)]
@@ -101,6 +122,7 @@ fn main() -> ExitCode {
         return simulate(&cli.run);
     };
     match command {
+        Command::Failover(args) => failover(&args),
         Command::CheckHistory(args) => match check_history(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -136,6 +158,54 @@ fn check_history(args: &CheckHistoryArgs) -> anyhow::Result<bool> {
     Ok(verdict.is_linearizable())
 }
 
+/// Runs failover trials and prints their percentiles.
+fn failover(args: &FailoverArgs) -> ExitCode {
+    if args.first_seed.checked_add(args.seeds).is_none() {
+        eprintln!("synod-sim: error: seeds {}.. overflow", args.first_seed);
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    let jobs = args.jobs.max(1) as u64;
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|job| {
+                scope.spawn(move || {
+                    (args.first_seed..args.first_seed + args.seeds)
+                        .skip(job as usize)
+                        .step_by(jobs as usize)
+                        .map(|seed| run_failover(args.engine, seed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a failover trial panicked"))
+            .collect()
+    });
+    let tick = SimOptions::calm(3).tick;
+    let summary = failover::summarize(&results, tick);
+    let ms = |ticks: f64| ticks * tick as f64 / 1000.0;
+    println!(
+        "engine {}: {} trials, {} without a figure\n\
+         leader crash to next commit: p50 {:.1} ticks ({:.0} ms), p99 {:.1} ticks ({:.0} ms), \
+         max {:.1} ticks ({:.0} ms)",
+        args.engine,
+        summary.trials,
+        summary.failed,
+        summary.p50_ticks,
+        ms(summary.p50_ticks),
+        summary.p99_ticks,
+        ms(summary.p99_ticks),
+        summary.max_ticks,
+        ms(summary.max_ticks),
+    );
+    if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// Runs the seeds `args` asks for and prints `N passed, M failed` last.
 fn simulate(args: &RunArgs) -> ExitCode {
     let names = scenario_names();
@@ -151,6 +221,16 @@ fn simulate(args: &RunArgs) -> ExitCode {
         eprintln!(
             "synod-sim: error: unknown scenario {name:?}; expected one of: {}",
             names.join(", ")
+        );
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    if let Some(mutant) = args.mutant
+        && mutant.engine() != args.engine
+    {
+        eprintln!(
+            "synod-sim: error: mutant {mutant} belongs to the {} engine; add --engine {}",
+            mutant.engine(),
+            mutant.engine()
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     }

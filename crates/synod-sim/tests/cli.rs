@@ -158,3 +158,27 @@ fn usage_errors_exit_two() {
         assert_no_panic(&output);
     }
 }
+
+#[test]
+fn multipaxos_engine_runs_from_the_command_line() {
+    let output = synod_sim(&["--engine", "multipaxos", "--seeds", "3"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).lines().last(),
+        Some("3 passed, 0 failed"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_mutant_of_the_other_engine_is_refused_with_a_clear_message() {
+    let output = synod_sim(&["--mutant", "ignore-promise-value", "--seeds", "1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("add --engine multipaxos"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_panic(&output);
+}

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use rand_core::SeedableRng;
 use rand_xorshift::XorShiftRng;
 use synod_core::NodeId;
-use synod_raft::{Config, Mutant, RaftNode, RestoreState};
+use synod_paxos::PaxosNode;
+use synod_raft::{Config, RaftNode, RestoreState};
 
 use super::disk::Disk;
 use super::{BootFn, Failure, Report, Sim, SimOptions};
@@ -17,12 +18,15 @@ use super::{BootFn, Failure, Report, Sim, SimOptions};
 pub enum EngineKind {
     /// `synod-raft`.
     Raft,
+    /// `synod-paxos`.
+    MultiPaxos,
 }
 
 impl fmt::Display for EngineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EngineKind::Raft => f.write_str("raft"),
+            EngineKind::MultiPaxos => f.write_str("multipaxos"),
         }
     }
 }
@@ -33,9 +37,60 @@ impl FromStr for EngineKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "raft" => Ok(EngineKind::Raft),
-            "multipaxos" => Err("the multipaxos engine does not exist yet".to_string()),
-            other => Err(format!("unknown engine {other:?}; expected raft")),
+            "multipaxos" => Ok(EngineKind::MultiPaxos),
+            other => Err(format!(
+                "unknown engine {other:?}; expected raft or multipaxos"
+            )),
         }
+    }
+}
+
+/// A deliberate bug in one of the engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// A Raft mutant.
+    Raft(synod_raft::Mutant),
+    /// A Multi-Paxos mutant.
+    Paxos(synod_paxos::Mutant),
+}
+
+impl Mutant {
+    /// The engine the mutant belongs to.
+    pub fn engine(self) -> EngineKind {
+        match self {
+            Mutant::Raft(_) => EngineKind::Raft,
+            Mutant::Paxos(_) => EngineKind::MultiPaxos,
+        }
+    }
+
+    /// Every mutant of every engine.
+    pub fn all() -> Vec<Mutant> {
+        let raft = synod_raft::Mutant::ALL.into_iter().map(Mutant::Raft);
+        let paxos = synod_paxos::Mutant::ALL.into_iter().map(Mutant::Paxos);
+        raft.chain(paxos).collect()
+    }
+}
+
+impl fmt::Display for Mutant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mutant::Raft(m) => m.fmt(f),
+            Mutant::Paxos(m) => m.fmt(f),
+        }
+    }
+}
+
+impl FromStr for Mutant {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mutant::all()
+            .into_iter()
+            .find(|m| m.to_string() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Mutant::all().iter().map(|m| m.to_string()).collect();
+                format!("unknown mutant {s:?}; expected one of {}", names.join(", "))
+            })
     }
 }
 
@@ -44,12 +99,70 @@ impl FromStr for EngineKind {
 pub struct Target {
     /// The engine.
     pub engine: EngineKind,
-    /// A deliberate bug, to show that the checkers catch it.
+    /// A deliberate bug, to show that the checkers catch it. It must belong to `engine`.
     pub mutant: Option<Mutant>,
 }
 
+impl Target {
+    /// The engine alone, without a mutant.
+    pub fn engine(engine: EngineKind) -> Self {
+        Target {
+            engine,
+            mutant: None,
+        }
+    }
+
+    /// The mutant on its engine.
+    pub fn mutant(mutant: Mutant) -> Self {
+        Target {
+            engine: mutant.engine(),
+            mutant: Some(mutant),
+        }
+    }
+
+    fn raft_mutant(&self) -> Option<synod_raft::Mutant> {
+        match self.mutant {
+            Some(Mutant::Raft(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn paxos_mutant(&self) -> Option<synod_paxos::Mutant> {
+        match self.mutant {
+            Some(Mutant::Paxos(m)) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Boots Multi-Paxos members from their simulated disks, with every invariant check on.
+pub fn paxos_boot(
+    mutant: Option<synod_paxos::Mutant>,
+    configure: fn(&mut synod_paxos::Config),
+) -> BootFn<PaxosNode> {
+    Box::new(
+        move |id: NodeId, disk: &Disk<synod_paxos::HardState>, seed: u64| {
+            let mut config = synod_paxos::Config::new(id);
+            config.check_invariants = true;
+            config.mutant = mutant;
+            configure(&mut config);
+            let state = synod_paxos::RestoreState {
+                hard_state: disk.hard_state.unwrap_or_default(),
+                snapshot: disk.snapshot.clone(),
+                entries: disk.log(),
+                applied: disk.snapshot.index,
+            };
+            let rng = Box::new(XorShiftRng::seed_from_u64(seed));
+            PaxosNode::restore(config, rng, state).expect("a simulated disk always restores")
+        },
+    )
+}
+
 /// Boots Raft members from their simulated disks, with every invariant check on.
-pub fn raft_boot(mutant: Option<Mutant>, configure: fn(&mut Config)) -> BootFn<RaftNode> {
+pub fn raft_boot(
+    mutant: Option<synod_raft::Mutant>,
+    configure: fn(&mut Config),
+) -> BootFn<RaftNode> {
     Box::new(
         move |id: NodeId, disk: &Disk<synod_raft::HardState>, seed: u64| {
             let mut config = Config::new(id);
@@ -75,7 +188,13 @@ pub fn run_seed(target: Target, seed: u64) -> Result<Report, Failure> {
         EngineKind::Raft => Sim::new(
             seed,
             SimOptions::swarm(seed),
-            raft_boot(target.mutant, |_| {}),
+            raft_boot(target.raft_mutant(), |_| {}),
+        )
+        .run(),
+        EngineKind::MultiPaxos => Sim::new(
+            seed,
+            SimOptions::swarm(seed),
+            paxos_boot(target.paxos_mutant(), |_| {}),
         )
         .run(),
     })
@@ -85,13 +204,32 @@ pub fn run_seed(target: Target, seed: u64) -> Result<Report, Failure> {
 pub fn run_scenario(target: Target, name: &str, seed: u64) -> Result<Report, Failure> {
     catch_panics(seed, || match target.engine {
         EngineKind::Raft => {
-            let scenario = super::scenarios::all::<RaftNode>()
-                .into_iter()
-                .find(|s| s.name == name)
-                .unwrap_or_else(|| panic!("unknown scenario {name:?}"));
-            (scenario.run)(seed, raft_boot(target.mutant, |_| {}))
+            let scenario = find_scenario::<RaftNode>(name);
+            (scenario.run)(seed, raft_boot(target.raft_mutant(), |_| {}))
+        }
+        EngineKind::MultiPaxos => {
+            let scenario = find_scenario::<PaxosNode>(name);
+            (scenario.run)(seed, paxos_boot(target.paxos_mutant(), |_| {}))
         }
     })
+}
+
+fn find_scenario<E: synod_core::Engine>(name: &str) -> super::scenarios::Scenario<E> {
+    super::scenarios::all::<E>()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("unknown scenario {name:?}"))
+}
+
+/// Runs one failover trial (see [`super::failover`]) on `engine`.
+pub fn run_failover(
+    engine: EngineKind,
+    seed: u64,
+) -> Result<super::Micros, super::failover::TrialError> {
+    match engine {
+        EngineKind::Raft => super::failover::failover_trial(seed, raft_boot(None, |_| {})),
+        EngineKind::MultiPaxos => super::failover::failover_trial(seed, paxos_boot(None, |_| {})),
+    }
 }
 
 /// The names of every scenario.

@@ -16,6 +16,7 @@
 pub mod checker;
 pub mod disk;
 pub mod engines;
+pub mod failover;
 pub mod kv;
 pub mod runner;
 pub mod scenarios;
@@ -406,7 +407,7 @@ impl<E: Engine> Sim<E> {
             cut: BTreeSet::new(),
             clients: Vec::new(),
             history: History::new(),
-            checker: Checker::default(),
+            checker: Checker::new(E::LOG_MATCHING),
             trace: VecDeque::new(),
             messages_delivered: 0,
             faults_on: true,
@@ -1241,6 +1242,16 @@ impl<E: Engine> Sim<E> {
     /// The key is offset past the keys clients use, so that these writes never show up in
     /// the client history's keys.
     pub fn propose_write(&mut self, id: NodeId, key: u64, value: u64) -> bool {
+        self.propose_write_at(id, key, value).is_some()
+    }
+
+    /// [`Sim::propose_write`], returning where the write was placed.
+    pub fn propose_write_at(
+        &mut self,
+        id: NodeId,
+        key: u64,
+        value: u64,
+    ) -> Option<synod_core::Proposal> {
         let command = Command {
             client: 0,
             op: value,
@@ -1249,11 +1260,11 @@ impl<E: Engine> Sim<E> {
                 value,
             },
         };
-        let accepted = self
+        let proposal = self
             .engine_mut(id)
-            .is_some_and(|e| e.propose(command.encode()).is_ok());
+            .and_then(|e| e.propose(command.encode()).ok());
         self.process(id);
-        accepted
+        proposal
     }
 
     /// Runs until some member of `among` leads (and is running), or `timeout` passes.

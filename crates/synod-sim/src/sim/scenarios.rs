@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use synod_core::{ConfChange, Engine, NodeId, SnapshotMeta};
+use synod_core::{ConfChange, Engine, NodeId, Role, SnapshotMeta};
 
 use super::disk::Disk;
 use super::{BootFn, Failure, FaultProfile, Micros, Report, Sim, SimOptions};
@@ -89,6 +89,10 @@ pub fn all<E: Engine>() -> Vec<Scenario<E>> {
         Scenario {
             name: "membership-single-server",
             run: membership_single_server::<E>,
+        },
+        Scenario {
+            name: "acceptor-restart",
+            run: acceptor_restart::<E>,
         },
         Scenario {
             name: "leadership-transfer",
@@ -631,5 +635,70 @@ pub fn leadership_transfer<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Repo
             sim.pause(1 + seed % 5, 200 * MS);
         }
     }
+    sim.finish_scenario(3_000 * MS)
+}
+
+/// "Paxos Made Simple" §3 (and Raft §5.1 for votes): an acceptor must remember its promise
+/// even if it fails and restarts.
+///
+/// The leader L is cut off from the other two, which time out; one campaigns and the other, X,
+/// promises (or votes). X crashes the moment it has answered and restarts at once, while the
+/// new leader's messages to X are cut and L's are let through again, and L keeps proposing. An
+/// acceptor that forgot its promise accepts L's older ballot, so L's values are chosen; then the
+/// new leader reaches X and gets its own values chosen at the same slots.
+pub fn acceptor_restart<E: Engine>(seed: u64, boot: BootFn<E>) -> Result<Report, Failure> {
+    let mut sim = quiet_with_clients(seed, 3, 0, boot);
+    let all: Vec<NodeId> = (1..=3).collect();
+    let l = sim
+        .wait_for_leader(&all, 2_000 * MS)
+        .ok_or_else(|| fail(seed, "acceptor-restart", "no first leader".into()))?;
+    sim.propose_write(l, 9, 1);
+    sim.run_for(100 * MS);
+    let others: Vec<NodeId> = all.iter().copied().filter(|&id| id != l).collect();
+    for &id in &others {
+        sim.cut.insert((l, id));
+        sim.cut.insert((id, l));
+    }
+    let term_of = |sim: &Sim<E>, id: NodeId| sim.engine(id).map(|e| e.status().soft_state);
+    let before = others
+        .iter()
+        .filter_map(|&id| term_of(&sim, id).map(|s| s.term))
+        .max()
+        .unwrap_or(0);
+    // Wait, in small steps, for a member that answered someone else's campaign.
+    let deadline = sim.now() + 3_000 * MS;
+    let mut answered = None;
+    while sim.now() < deadline && answered.is_none() {
+        sim.run_for(100);
+        answered = others.iter().copied().find(|&id| {
+            term_of(&sim, id).is_some_and(|s| s.role == Role::Follower && s.term > before)
+        });
+    }
+    let Some(x) = answered else {
+        return sim.finish_scenario(3_000 * MS);
+    };
+    let n = others
+        .iter()
+        .copied()
+        .find(|&id| id != x)
+        .expect("two others");
+    sim.crash(x);
+    sim.restart(x);
+    sim.cut.insert((n, x));
+    sim.cut.remove(&(l, x));
+    sim.cut.remove(&(x, l));
+    for value in 0..5 {
+        sim.propose_write(l, 9, 10 + value);
+        sim.run_for(20 * MS);
+    }
+    sim.run_for(300 * MS);
+    sim.cut.remove(&(n, x));
+    if sim.wait_for_leader(&[n], 1_000 * MS).is_some() {
+        for value in 0..5 {
+            sim.propose_write(n, 9, 100 + value);
+            sim.run_for(20 * MS);
+        }
+    }
+    sim.run_for(500 * MS);
     sim.finish_scenario(3_000 * MS)
 }
