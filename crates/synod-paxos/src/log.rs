@@ -9,17 +9,26 @@
 //! - `snapshot.index <= applied <= commit`;
 //! - every slot in `(snapshot.index, commit]` holds an entry: the chosen value;
 //! - every key of `entries` is above `snapshot.index`;
-//! - `configs` holds exactly the chosen configuration entries in `(snapshot.index, commit]`.
+//! - `configs` holds exactly the chosen configuration entries in `(snapshot.index, commit]`;
+//! - the slots are stored densely from `snapshot.index + 1`; the last stored slot holds an
+//!   entry, and no slot beyond `commit + MAX_SLOTS_AHEAD` is ever stored, so that a message
+//!   naming an absurd slot cannot make a member allocate without bound.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use synod_core::{Entry, Index, Membership, Payload, SnapshotMeta, Term};
+
+/// How far beyond its chosen prefix a member stores accepted entries. A leader keeps at most
+/// its in-flight window ahead of what a follower has acknowledged, far less than this; an
+/// Accept beyond it is ignored, which an acceptor may always do.
+pub const MAX_SLOTS_AHEAD: u64 = 1 << 20;
 
 /// The slots of one member. See the [module documentation](self).
 #[derive(Clone, Debug)]
 pub struct SlotLog {
     snapshot: SnapshotMeta,
-    entries: BTreeMap<Index, Entry>,
+    /// Slot `snapshot.index + 1 + i` at position `i`; `None` where nothing was accepted.
+    entries: VecDeque<Option<Entry>>,
     commit: Index,
     applied: Index,
     configs: BTreeMap<Index, Membership>,
@@ -38,24 +47,27 @@ impl SlotLog {
         commit: Index,
         applied: Index,
     ) -> Self {
-        let entries: BTreeMap<Index, Entry> = entries
-            .into_iter()
-            .filter(|e| e.index > snapshot.index)
-            .map(|e| (e.index, e))
-            .collect();
-        let mut backed = snapshot.index;
-        while backed < commit && entries.contains_key(&(backed + 1)) {
-            backed += 1;
-        }
         let mut log = SlotLog {
             commit: snapshot.index,
             applied: snapshot.index,
             top: snapshot.index,
             top_ballot: 0,
             snapshot,
-            entries,
+            entries: VecDeque::new(),
             configs: BTreeMap::new(),
         };
+        let horizon = commit
+            .max(log.snapshot.index)
+            .saturating_add(MAX_SLOTS_AHEAD);
+        for entry in entries {
+            if entry.index > log.snapshot.index && entry.index <= horizon {
+                log.place(entry);
+            }
+        }
+        let mut backed = log.snapshot.index;
+        while backed < commit && log.entry(backed + 1).is_some() {
+            backed += 1;
+        }
         log.commit_to(backed);
         log.applied = applied.clamp(log.snapshot.index, log.commit);
         log
@@ -78,22 +90,27 @@ impl SlotLog {
 
     /// The highest slot holding an entry (or the snapshot index).
     pub fn last_index(&self) -> Index {
-        self.entries
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(self.snapshot.index)
-            .max(self.snapshot.index)
+        self.snapshot.index + self.entries.len() as u64
+    }
+
+    fn position(&self, index: Index) -> Option<usize> {
+        index
+            .checked_sub(self.snapshot.index + 1)
+            .and_then(|i| usize::try_from(i).ok())
     }
 
     /// The entry at `index`, if this member holds one.
     pub fn entry(&self, index: Index) -> Option<&Entry> {
-        self.entries.get(&index)
+        self.position(index)
+            .and_then(|i| self.entries.get(i))
+            .and_then(Option::as_ref)
     }
 
     /// The entries at slots from `from` on, in slot order.
     pub fn entries_from(&self, from: Index) -> impl Iterator<Item = &Entry> {
-        self.entries.range(from..).map(|(_, e)| e)
+        let skip = from.saturating_sub(self.snapshot.index + 1);
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        self.entries.iter().skip(skip).flatten()
     }
 
     /// The configuration that decides the slots after the chosen prefix.
@@ -114,16 +131,25 @@ impl SlotLog {
     }
 
     /// Stores an accepted entry, overwriting whatever the slot held. Chosen slots never change:
-    /// an entry at or below the chosen prefix is ignored. Returns whether it was stored.
+    /// an entry at or below the chosen prefix is ignored, and so is one more than
+    /// [`MAX_SLOTS_AHEAD`] beyond it. Returns whether it was stored.
     pub fn store(&mut self, entry: Entry) -> bool {
-        if entry.index <= self.commit {
+        if entry.index <= self.commit || entry.index - self.commit > MAX_SLOTS_AHEAD {
             return false;
         }
         if entry.index <= self.top && entry.term != self.top_ballot {
             self.top = entry.index - 1;
         }
-        self.entries.insert(entry.index, entry);
+        self.place(entry);
         true
+    }
+
+    fn place(&mut self, entry: Entry) {
+        let position = self.position(entry.index).expect("above the snapshot");
+        if position >= self.entries.len() {
+            self.entries.resize(position + 1, None);
+        }
+        self.entries[position] = Some(entry);
     }
 
     /// The highest slot `s` such that every slot in `(commit, s]` holds an entry accepted in
@@ -134,11 +160,7 @@ impl SlotLog {
             self.top = self.commit;
         }
         self.top = self.top.max(self.commit);
-        while self
-            .entries
-            .get(&(self.top + 1))
-            .is_some_and(|e| e.term == ballot)
-        {
+        while self.entry(self.top + 1).is_some_and(|e| e.term == ballot) {
             self.top += 1;
         }
         self.top
@@ -151,15 +173,23 @@ impl SlotLog {
     /// If a slot in the new prefix holds no entry: the caller must only commit what it holds.
     pub fn commit_to(&mut self, index: Index) -> Vec<(Index, Membership)> {
         let mut chosen = Vec::new();
-        for slot in self.commit + 1..=index {
-            let entry = self
-                .entries
-                .get(&slot)
-                .unwrap_or_else(|| panic!("committing slot {slot}, which this member lacks"));
-            if let Payload::Membership(m) = &entry.payload {
-                self.configs.insert(slot, m.clone());
-                chosen.push((slot, m.clone()));
+        if index > self.commit {
+            let from = self.position(self.commit + 1).expect("above the snapshot");
+            let count = (index - self.commit) as usize;
+            for (offset, entry) in self.entries.range(from..).take(count).enumerate() {
+                let slot = self.commit + 1 + offset as u64;
+                let entry = entry
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("committing slot {slot}, which this member lacks"));
+                if let Payload::Membership(m) = &entry.payload {
+                    self.configs.insert(slot, m.clone());
+                    chosen.push((slot, m.clone()));
+                }
             }
+            assert!(
+                self.last_index() >= index,
+                "committing up to {index}, beyond the last slot held"
+            );
         }
         self.commit = self.commit.max(index);
         self.top = self.top.max(self.commit);
@@ -174,11 +204,16 @@ impl SlotLog {
             "handing out {index} beyond the commit {}",
             self.commit
         );
-        let from = self.applied + 1;
-        self.applied = self.applied.max(index);
+        if index <= self.applied {
+            return Vec::new();
+        }
+        let from = self.position(self.applied + 1).expect("above the snapshot");
+        let count = (index - self.applied) as usize;
+        self.applied = index;
         self.entries
-            .range(from..=index)
-            .map(|(_, e)| e.clone())
+            .range(from..)
+            .take(count)
+            .map(|e| e.clone().expect("chosen slots hold entries"))
             .collect()
     }
 
@@ -187,20 +222,26 @@ impl SlotLog {
     /// values this acceptor must not forget.
     pub fn install_snapshot(&mut self, snapshot: SnapshotMeta) {
         assert!(snapshot.index > self.commit, "installing an old snapshot");
-        self.entries = self.entries.split_off(&(snapshot.index + 1));
+        let drop = (snapshot.index - self.snapshot.index).min(self.entries.len() as u64);
+        self.entries.drain(..drop as usize);
         self.configs.clear();
         self.commit = snapshot.index;
         self.applied = snapshot.index;
         self.top = snapshot.index;
         self.snapshot = snapshot;
+        self.trim();
+    }
+
+    /// Drops empty slots at the end, so that the last stored slot holds an entry.
+    fn trim(&mut self) {
+        while matches!(self.entries.back(), Some(None)) {
+            self.entries.pop_back();
+        }
     }
 
     /// The metadata of a snapshot taken at `index` (chosen, above the current snapshot).
     pub fn snapshot_meta(&self, index: Index) -> SnapshotMeta {
-        let term = self
-            .entries
-            .get(&index)
-            .map_or(self.snapshot.term, |e| e.term);
+        let term = self.entry(index).map_or(self.snapshot.term, |e| e.term);
         SnapshotMeta {
             index,
             term,
@@ -211,8 +252,9 @@ impl SlotLog {
     /// Discards every slot up to `index`, which the application holds in a durable snapshot.
     pub fn compact(&mut self, index: Index) {
         assert!(index <= self.applied && index > self.snapshot.index);
+        let drop = (index - self.snapshot.index) as usize;
         self.snapshot = self.snapshot_meta(index);
-        self.entries = self.entries.split_off(&(index + 1));
+        self.entries.drain(..drop);
         self.configs = self.configs.split_off(&(index + 1));
     }
 
@@ -228,10 +270,13 @@ impl SlotLog {
         if self.top < self.commit {
             return Err(format!("top {} below commit {}", self.top, self.commit));
         }
-        if let Some((&first, _)) = self.entries.iter().next()
-            && first <= snap
+        if matches!(self.entries.back(), Some(None)) {
+            return Err("the last stored slot is empty".into());
+        }
+        if let Some(Some(first)) = self.entries.front()
+            && first.index != snap + 1
         {
-            return Err(format!("entry {first} at or below the snapshot {snap}"));
+            return Err(format!("slot {} stored at {}", first.index, snap + 1));
         }
         if let Some(&slot) = self.configs.keys().next()
             && (slot <= snap || slot > self.commit)
@@ -243,7 +288,7 @@ impl SlotLog {
         // Checking every chosen slot would make each call linear in the log; the ends of the
         // chosen span are where a bug shows first.
         for slot in [snap + 1, self.commit] {
-            if self.commit > snap && !self.entries.contains_key(&slot) {
+            if self.commit > snap && self.entry(slot).is_none_or(|e| e.index != slot) {
                 return Err(format!("chosen slot {slot} holds no entry"));
             }
         }

@@ -237,7 +237,8 @@ pub struct PaxosNode {
     msgs: Vec<Envelope<Message>>,
     /// Replies that report durable state: they leave with the next write.
     gated: Vec<Envelope<Message>>,
-    unwritten: BTreeMap<Index, Entry>,
+    /// Entries to store with the next write, in the order they were accepted.
+    unwritten: Vec<Entry>,
     unwritten_snapshot: Option<SnapshotMeta>,
     hard_state_dirty: bool,
     pending_writes: VecDeque<PendingWrite>,
@@ -316,7 +317,7 @@ impl PaxosNode {
             broadcast_pending: false,
             msgs: Vec::new(),
             gated: Vec::new(),
-            unwritten: BTreeMap::new(),
+            unwritten: Vec::new(),
             unwritten_snapshot: None,
             hard_state_dirty: false,
             pending_writes: VecDeque::new(),
@@ -420,7 +421,7 @@ impl PaxosNode {
 
     fn store(&mut self, entry: Entry) {
         if self.log.store(entry.clone()) {
-            self.unwritten.insert(entry.index, entry);
+            self.unwritten.push(entry);
         }
     }
 
@@ -450,7 +451,7 @@ impl PaxosNode {
             .pending_writes
             .iter()
             .filter_map(|w| w.min_slot)
-            .chain(self.unwritten.keys().next().copied())
+            .chain(self.unwritten.iter().map(|e| e.index).min())
             .min();
         lowest.map_or(Index::MAX, |slot| slot - 1)
     }
@@ -1029,9 +1030,7 @@ impl PaxosNode {
             let retained: Vec<Entry> = self.log.entries_from(snapshot.index + 1).cloned().collect();
             // Storage drops the whole log when it installs a snapshot; the accepted entries
             // above it must be stored again, or this acceptor would forget what it accepted.
-            for entry in retained {
-                self.unwritten.insert(entry.index, entry);
-            }
+            self.unwritten.extend(retained);
             self.unwritten_snapshot = Some(snapshot);
             self.hard_state_dirty = true;
             self.handed_early.clear();
@@ -1376,7 +1375,15 @@ impl PaxosNode {
     fn issue_write(&mut self) -> Write<HardState> {
         let seq = self.next_write_seq;
         self.next_write_seq += 1;
-        let entries: Vec<Entry> = std::mem::take(&mut self.unwritten).into_values().collect();
+        let mut entries = std::mem::take(&mut self.unwritten);
+        if !entries.is_sorted_by(|a, b| a.index < b.index) {
+            // A slot accepted twice in one batch keeps its latest value; storage wants
+            // ascending slots. The sort is stable, so the latest of equal slots is last.
+            entries.sort_by_key(|e| e.index);
+            entries.reverse();
+            entries.dedup_by_key(|e| e.index);
+            entries.reverse();
+        }
         let snapshot = self.unwritten_snapshot.take();
         let hard_state = std::mem::take(&mut self.hard_state_dirty).then_some(HardState {
             promised: self.disk_promised,

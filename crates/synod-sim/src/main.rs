@@ -59,6 +59,10 @@ struct RunArgs {
     /// ignore-promise-value, no-persist-promise or apply-out-of-order.
     #[arg(long)]
     mutant: Option<Mutant>,
+    /// Multi-Paxos: use flexible quorums (Howard et al. 2016) with Phase-2 quorums of this size;
+    /// Phase 1 then needs N minus this plus one.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    phase2_quorum: Option<u64>,
     /// Run a named scenario instead of random swarm schedules (see --list-scenarios).
     #[arg(long)]
     scenario: Option<String>,
@@ -234,9 +238,14 @@ fn simulate(args: &RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_INPUT);
     }
+    if args.phase2_quorum.is_some() && args.engine != EngineKind::MultiPaxos {
+        eprintln!("synod-sim: error: --phase2-quorum needs --engine multipaxos");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let target = Target {
         engine: args.engine,
         mutant: args.mutant,
+        phase2_quorum: args.phase2_quorum.map(|q| q as usize),
     };
     let (first, count) = match args.seed {
         Some(seed) => (seed, 1),
@@ -264,8 +273,11 @@ fn simulate(args: &RunArgs) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,
-        "engine {}{}{}: {:.1} s, {} messages ({:.0} per second), {} client operations",
+        "engine {}{}{}{}: {:.1} s, {} messages ({:.0} per second), {} client operations",
         target.engine,
+        args.phase2_quorum
+            .map(|q| format!(", phase-2 quorum {q}"))
+            .unwrap_or_default(),
         args.mutant
             .map(|m| format!(", mutant {m}"))
             .unwrap_or_default(),

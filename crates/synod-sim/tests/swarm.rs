@@ -3,10 +3,9 @@
 use synod_sim::sim::engines::{EngineKind, Target};
 use synod_sim::sim::runner::run_seeds_parallel;
 
-fn assert_swarm_passes(engine: EngineKind, seeds: u64) {
-    let summary = run_seeds_parallel(Target::engine(engine), None, 0, seeds, 2, &|failure| {
-        eprintln!("{failure}")
-    });
+fn assert_swarm_passes(target: Target, seeds: u64) {
+    let engine = target.engine;
+    let summary = run_seeds_parallel(target, None, 0, seeds, 2, &|failure| eprintln!("{failure}"));
     assert!(
         summary.failures.is_empty(),
         "{engine}: {} seeds failed, first: {}",
@@ -19,10 +18,22 @@ fn assert_swarm_passes(engine: EngineKind, seeds: u64) {
 
 #[test]
 fn raft_passes_300_swarm_seeds() {
-    assert_swarm_passes(EngineKind::Raft, 300);
+    assert_swarm_passes(Target::engine(EngineKind::Raft), 300);
 }
 
 #[test]
 fn multipaxos_passes_300_swarm_seeds() {
-    assert_swarm_passes(EngineKind::MultiPaxos, 300);
+    assert_swarm_passes(Target::engine(EngineKind::MultiPaxos), 300);
+}
+
+/// Flexible Paxos (Howard et al. 2016): Phase-2 quorums of two, so Phase 1 needs all but one
+/// member (all of a 3-member cluster but one, 4 of 5, 6 of 7). Safety rests on every Phase-1
+/// quorum meeting every Phase-2 quorum, not on majorities.
+#[test]
+fn multipaxos_with_unequal_flexible_quorums_passes_200_swarm_seeds() {
+    let target = Target {
+        phase2_quorum: Some(2),
+        ..Target::engine(EngineKind::MultiPaxos)
+    };
+    assert_swarm_passes(target, 200);
 }

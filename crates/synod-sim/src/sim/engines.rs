@@ -101,6 +101,9 @@ pub struct Target {
     pub engine: EngineKind,
     /// A deliberate bug, to show that the checkers catch it. It must belong to `engine`.
     pub mutant: Option<Mutant>,
+    /// Multi-Paxos only: flexible quorums with Phase-2 quorums of this size (Phase 1 then
+    /// needs N minus this plus one). `None`: majorities.
+    pub phase2_quorum: Option<usize>,
 }
 
 impl Target {
@@ -109,6 +112,7 @@ impl Target {
         Target {
             engine,
             mutant: None,
+            phase2_quorum: None,
         }
     }
 
@@ -117,6 +121,7 @@ impl Target {
         Target {
             engine: mutant.engine(),
             mutant: Some(mutant),
+            phase2_quorum: None,
         }
     }
 
@@ -138,14 +143,14 @@ impl Target {
 /// Boots Multi-Paxos members from their simulated disks, with every invariant check on.
 pub fn paxos_boot(
     mutant: Option<synod_paxos::Mutant>,
-    configure: fn(&mut synod_paxos::Config),
+    phase2_quorum: Option<usize>,
 ) -> BootFn<PaxosNode> {
     Box::new(
         move |id: NodeId, disk: &Disk<synod_paxos::HardState>, seed: u64| {
             let mut config = synod_paxos::Config::new(id);
             config.check_invariants = true;
             config.mutant = mutant;
-            configure(&mut config);
+            config.phase2_quorum = phase2_quorum;
             let state = synod_paxos::RestoreState {
                 hard_state: disk.hard_state.unwrap_or_default(),
                 snapshot: disk.snapshot.clone(),
@@ -194,7 +199,7 @@ pub fn run_seed(target: Target, seed: u64) -> Result<Report, Failure> {
         EngineKind::MultiPaxos => Sim::new(
             seed,
             SimOptions::swarm(seed),
-            paxos_boot(target.paxos_mutant(), |_| {}),
+            paxos_boot(target.paxos_mutant(), target.phase2_quorum),
         )
         .run(),
     })
@@ -209,7 +214,10 @@ pub fn run_scenario(target: Target, name: &str, seed: u64) -> Result<Report, Fai
         }
         EngineKind::MultiPaxos => {
             let scenario = find_scenario::<PaxosNode>(name);
-            (scenario.run)(seed, paxos_boot(target.paxos_mutant(), |_| {}))
+            (scenario.run)(
+                seed,
+                paxos_boot(target.paxos_mutant(), target.phase2_quorum),
+            )
         }
     })
 }
@@ -228,7 +236,7 @@ pub fn run_failover(
 ) -> Result<super::Micros, super::failover::TrialError> {
     match engine {
         EngineKind::Raft => super::failover::failover_trial(seed, raft_boot(None, |_| {})),
-        EngineKind::MultiPaxos => super::failover::failover_trial(seed, paxos_boot(None, |_| {})),
+        EngineKind::MultiPaxos => super::failover::failover_trial(seed, paxos_boot(None, None)),
     }
 }
 
