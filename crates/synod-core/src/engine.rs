@@ -118,6 +118,9 @@ pub enum ProposeError {
     /// before a configuration change).
     #[error("the leader has not yet committed an entry in its term")]
     LeaderNotReady,
+    /// Too many proposals are in flight (not yet committed); retry once some have committed.
+    #[error("too many proposals in flight")]
+    Overloaded,
     /// The requested configuration is invalid.
     #[error("invalid configuration change: {0}")]
     Membership(#[from] MembershipError),

@@ -56,17 +56,27 @@ impl SlotLog {
             entries: VecDeque::new(),
             configs: BTreeMap::new(),
         };
-        let horizon = commit
-            .max(log.snapshot.index)
-            .saturating_add(MAX_SLOTS_AHEAD);
-        for entry in entries {
-            if entry.index > log.snapshot.index && entry.index <= horizon {
-                log.place(entry);
+        // The chosen prefix the stored entries can back, and no more: a commit beyond the
+        // entries (a damaged disk) must not make the look-ahead horizon, and so the
+        // allocation, unbounded.
+        let mut entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| e.index > log.snapshot.index)
+            .collect();
+        entries.sort_by_key(|e| e.index);
+        let mut backed = log.snapshot.index;
+        for entry in &entries {
+            if entry.index == backed + 1 && backed < commit {
+                backed += 1;
+            } else if entry.index > backed + 1 {
+                break;
             }
         }
-        let mut backed = log.snapshot.index;
-        while backed < commit && log.entry(backed + 1).is_some() {
-            backed += 1;
+        let horizon = backed.saturating_add(MAX_SLOTS_AHEAD);
+        for entry in entries {
+            if entry.index <= horizon {
+                log.place(entry);
+            }
         }
         log.commit_to(backed);
         log.applied = applied.clamp(log.snapshot.index, log.commit);

@@ -69,7 +69,7 @@ use thiserror::Error;
 
 use crate::ballot;
 use crate::config::{Config, ConfigError};
-use crate::log::SlotLog;
+use crate::log::{MAX_SLOTS_AHEAD, SlotLog};
 use crate::message::Message;
 use crate::mutant::Mutant;
 
@@ -118,6 +118,9 @@ pub enum RestoreError {
     /// The snapshot's cluster configuration is invalid.
     #[error("invalid membership in the snapshot: {0}")]
     Membership(#[from] synod_core::MembershipError),
+    /// A stored slot or snapshot index is beyond [`MAX_INDEX`].
+    #[error("index {0} is out of range")]
+    IndexOutOfRange(Index),
     /// A stored entry claims a ballot above the promised one.
     #[error("entry {index} was accepted in ballot {term}, above the promised ballot {promised}")]
     AcceptedAbovePromise {
@@ -218,6 +221,9 @@ pub struct PaxosNode {
     /// Leader: recovery stopped at a configuration entry; Phase 1 is complete only for the
     /// slots up to it, so the member does not yet call itself leader.
     stopped_in_recovery: bool,
+    /// Leader: recovery was cut short at this slot because promises reported more slots than
+    /// a leader re-proposes at once; Phase 1 resumes after it once it is chosen.
+    resume_at: Option<Index>,
     /// Follower: the latest (ballot, chosen prefix) a leader announced.
     leader_hint: (Term, Index),
 
@@ -275,6 +281,12 @@ impl PaxosNode {
         config.validate()?;
         state.snapshot.membership.validate()?;
         let promised = state.hard_state.promised;
+        if state.snapshot.index > MAX_INDEX {
+            return Err(RestoreError::IndexOutOfRange(state.snapshot.index));
+        }
+        if let Some(e) = state.entries.iter().find(|e| e.index > MAX_INDEX) {
+            return Err(RestoreError::IndexOutOfRange(e.index));
+        }
         if let Some(e) = state.entries.iter().find(|e| e.term > promised) {
             return Err(RestoreError::AcceptedAbovePromise {
                 index: e.index,
@@ -304,6 +316,7 @@ impl PaxosNode {
             recovery_end: 0,
             stop_at: None,
             stopped_in_recovery: false,
+            resume_at: None,
             leader_hint: (0, 0),
             election_elapsed: 0,
             election_timeout: config.election_ticks,
@@ -484,6 +497,7 @@ impl PaxosNode {
         self.progress.clear();
         self.stop_at = None;
         self.stopped_in_recovery = false;
+        self.resume_at = None;
         self.leader = leader;
         self.broadcast_pending = false;
         self.reset_election_timer();
@@ -493,6 +507,10 @@ impl PaxosNode {
     /// even while they hear from a leader (a leadership transfer).
     fn campaign(&mut self, force: bool) {
         if !self.log.membership().is_voter(self.id()) {
+            // Removed (or never a voter): a candidate that learned so stops campaigning.
+            if self.role != Role::Follower {
+                self.become_follower(None);
+            }
             return;
         }
         let seen = self.promised.max(self.max_seen);
@@ -577,12 +595,20 @@ impl PaxosNode {
                 }
             }
         }
+        // A new leader re-proposes at most MAX_SLOTS_AHEAD slots at once; if promises report
+        // more, it recovers the rest with another Phase 1 once these are chosen.
+        let cap = (p1.from - 1).saturating_add(MAX_SLOTS_AHEAD);
         let mut end = adopted
             .keys()
             .next_back()
             .copied()
             .unwrap_or(0)
             .max(p1.from - 1);
+        if end > cap {
+            end = cap;
+            self.resume_at = Some(cap);
+            self.stopped_in_recovery = true;
+        }
         let mut slot = p1.from;
         while slot <= end {
             let payload = adopted
@@ -599,6 +625,7 @@ impl PaxosNode {
                 // it names; they are recovered by a Phase 1 in it once the entry is chosen.
                 self.stop_at = Some(slot);
                 self.stopped_in_recovery = true;
+                self.resume_at = None;
                 end = slot;
             }
             slot += 1;
@@ -742,6 +769,20 @@ impl PaxosNode {
                 return;
             }
         }
+        if let Some(resume) = self.resume_at
+            && self.log.commit() >= resume
+        {
+            debug_assert_eq!(resume, self.last_assigned);
+            self.resume_at = None;
+            self.stopped_in_recovery = false;
+            self.phase1 = Some(Phase1 {
+                ballot: self.ballot,
+                from: resume + 1,
+                promises: BTreeMap::new(),
+            });
+            self.send_prepares(false);
+            self.maybe_finish_phase1();
+        }
         self.confirm_reads();
     }
 
@@ -819,7 +860,7 @@ impl PaxosNode {
     }
 
     fn start_read(&mut self, context: ReadContext, origin: Option<NodeId>) {
-        if self.phase1.is_some() || self.stop_at.is_some() {
+        if self.phase1.is_some() || self.stop_at.is_some() || self.resume_at.is_some() {
             // The configuration that a rival's Phase 1 would use is in flux: refuse, and let
             // the client retry once the change is done.
             match origin {
@@ -1105,7 +1146,7 @@ impl PaxosNode {
 
     /// Handles one inbound message.
     pub fn step(&mut self, from: NodeId, message: Message) {
-        if from == self.id() || from == 0 {
+        if from == self.id() || from == 0 || !well_formed(&message) {
             return;
         }
         let ballot = match &message {
@@ -1206,8 +1247,11 @@ impl PaxosNode {
         if self.stop_at.is_some() {
             return Err(ProposeError::ConfChangeInProgress);
         }
-        if self.phase1.is_some() {
+        if self.phase1.is_some() || self.resume_at.is_some() {
             return Err(ProposeError::LeaderNotReady);
+        }
+        if self.last_assigned - self.log.commit() >= MAX_SLOTS_AHEAD {
+            return Err(ProposeError::Overloaded);
         }
         let index = self.last_assigned + 1;
         let is_config = matches!(payload, Payload::Membership(_));
@@ -1527,6 +1571,60 @@ impl PaxosNode {
             }
         }
         Ok(())
+    }
+}
+
+/// Slots, snapshot indexes and chosen prefixes above this are malformed: no cluster reaches
+/// them, and refusing them keeps every `index + 1` and look-ahead in range.
+pub const MAX_INDEX: Index = u64::MAX / 2;
+
+/// Ballots of rounds from here on are malformed: refusing them keeps a single message from
+/// exhausting a member's ballots.
+const MAX_ROUND: u64 = 1 << 47;
+
+/// Whether a message's numbers are in range. Anything else is ignored, never a panic.
+fn well_formed(message: &Message) -> bool {
+    let index_ok = |index: Index| index <= MAX_INDEX;
+    let ballot_ok = |ballot: Term| ballot::round(ballot) < MAX_ROUND;
+    let entries_ok = |entries: &[Entry]| {
+        entries
+            .iter()
+            .all(|e| index_ok(e.index) && e.index > 0 && ballot_ok(e.term))
+    };
+    match message {
+        Message::Prepare { ballot, from, .. } => ballot_ok(*ballot) && index_ok(*from),
+        Message::Promise {
+            ballot,
+            from,
+            commit,
+            snapshot,
+            entries,
+        } => {
+            ballot_ok(*ballot)
+                && index_ok(*from)
+                && index_ok(*commit)
+                && index_ok(*snapshot)
+                && entries_ok(entries)
+        }
+        Message::Accept {
+            ballot,
+            entries,
+            commit,
+            ..
+        } => ballot_ok(*ballot) && index_ok(*commit) && entries_ok(entries),
+        Message::Accepted {
+            ballot,
+            top,
+            commit,
+            ..
+        } => ballot_ok(*ballot) && index_ok(*top) && index_ok(*commit),
+        Message::Nack { ballot, promised } => ballot_ok(*ballot) && ballot_ok(*promised),
+        Message::InstallSnapshot { ballot, snapshot } => {
+            ballot_ok(*ballot) && index_ok(snapshot.index) && ballot_ok(snapshot.term)
+        }
+        Message::TimeoutNow { ballot } => ballot_ok(*ballot),
+        Message::ReadIndex { .. } => true,
+        Message::ReadIndexResponse { index, .. } => index.is_none_or(index_ok),
     }
 }
 
