@@ -1,7 +1,7 @@
 //! Both engines side by side, driven by the same code: three in-memory members, messages passed
 //! by hand, writes acknowledged at once (no disk), 64-byte commands proposed in batches. Reports
-//! committed entries per second on one core, the same measurement as the Raft engine's own
-//! benchmark (`crates/synod-raft/benches/engine.rs`), so the figures are comparable.
+//! committed entries per second on one core. It lives with the Multi-Paxos engine but measures
+//! the Raft engine too (a dev-dependency), so that one run compares them.
 //!
 //! Before the measurements it prints, once and outside criterion's timing, how many messages
 //! each engine sends per committed entry at each batch size (every envelope, whether from

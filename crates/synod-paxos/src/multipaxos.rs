@@ -983,6 +983,12 @@ impl PaxosNode {
         }
         self.leader_hint = (ballot, commit);
         self.learn_chosen();
+        self.reply_accepted(from, ballot, read_round);
+    }
+
+    /// Phase 2b: reports to the leader of `ballot` what this acceptor holds in that ballot,
+    /// once it is durable.
+    fn reply_accepted(&mut self, leader: NodeId, ballot: Term, read_round: u64) {
         let top = self.log.accepted_top(ballot);
         let reply = Message::Accepted {
             ballot,
@@ -990,7 +996,7 @@ impl PaxosNode {
             commit: self.log.commit(),
             read_round,
         };
-        self.send_after_write(from, reply);
+        self.send_after_write(leader, reply);
     }
 
     /// Follows the leader of `ballot`, which is at least the promised ballot.
@@ -1085,14 +1091,7 @@ impl PaxosNode {
         }
         if from_leader {
             self.learn_chosen();
-            let top = self.log.accepted_top(ballot);
-            let reply = Message::Accepted {
-                ballot,
-                top,
-                commit: self.log.commit(),
-                read_round: 0,
-            };
-            self.send_after_write(from, reply);
+            self.reply_accepted(from, ballot, 0);
         }
     }
 
