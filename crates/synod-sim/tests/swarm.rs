@@ -1,6 +1,6 @@
 //! Random swarm seeds: every checker passes on both engines.
 
-use synod_sim::sim::engines::{EngineKind, Target};
+use synod_sim::sim::engines::{EngineKind, Target, run_seed};
 use synod_sim::sim::runner::run_seeds_parallel;
 
 fn assert_swarm_passes(target: Target, seeds: u64) {
@@ -14,6 +14,26 @@ fn assert_swarm_passes(target: Target, seeds: u64) {
     );
     assert_eq!(summary.passed, seeds);
     assert!(summary.operations > 0 && summary.messages_delivered > 0);
+}
+
+/// Swarm schedules include membership changes: some seeds must actually change the
+/// configuration, or the swarm tests say nothing about reconfiguration.
+fn assert_some_seeds_reconfigure(engine: EngineKind) {
+    let changed = (0..100)
+        .filter_map(|seed| run_seed(Target::engine(engine), seed).ok())
+        .filter(|report| report.membership_changes > 0)
+        .count();
+    eprintln!("{engine}: {changed} of 100 seeds changed the membership");
+    assert!(
+        changed >= 10,
+        "{engine}: only {changed} of 100 seeds reconfigured"
+    );
+}
+
+#[test]
+fn swarm_schedules_change_the_membership() {
+    assert_some_seeds_reconfigure(EngineKind::Raft);
+    assert_some_seeds_reconfigure(EngineKind::MultiPaxos);
 }
 
 #[test]

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
 use synod_core::{
-    Engine, Envelope, Index, Membership, NodeId, Payload, Role, SnapshotMeta, WireMessage, Write,
+    ConfChange, Engine, Envelope, Index, Membership, NodeId, Payload, Role, SnapshotMeta,
+    WireMessage, Write,
 };
 
 use crate::history::{History, OpId};
@@ -85,6 +86,8 @@ pub struct Report {
     pub committed: Index,
     /// Leaders elected (distinct terms with a leader).
     pub elections: usize,
+    /// Configuration entries applied by some member (membership changes that took effect).
+    pub membership_changes: usize,
     /// Simulated time at the end.
     pub end_time: Micros,
 }
@@ -119,6 +122,10 @@ pub struct FaultProfile {
     pub pause: f64,
     /// Probability per fault round of a leadership transfer.
     pub transfer: f64,
+    /// Probability per fault round that the leader is asked for a membership change: add a
+    /// spare member as a learner, promote a learner, remove a voter (never below three), or
+    /// swap a voter for a learner in one joint change.
+    pub reconfigure: f64,
     /// Take a snapshot when this many entries were applied since the last (None: never).
     pub snapshot_interval: Option<u64>,
     /// Leader churn in the manner of the classic "Figure 8" tests: propose on every leader,
@@ -144,6 +151,7 @@ impl FaultProfile {
             heal: 0.0,
             pause: 0.0,
             transfer: 0.0,
+            reconfigure: 0.0,
             snapshot_interval: None,
             churn: false,
         }
@@ -166,6 +174,9 @@ impl FaultProfile {
             heal: pick(&[0.1, 0.3]),
             pause: pick(&[0.0, 0.03, 0.1]),
             transfer: pick(&[0.0, 0.02, 0.05]),
+            // Drawn by the caller from a separate stream, so that adding it left every other
+            // draw of existing seeds unchanged.
+            reconfigure: 0.0,
             snapshot_interval: [None, Some(10), Some(50), Some(300)][(rng.next_u64() % 4) as usize],
             churn: rng.next_u64().is_multiple_of(4),
         }
@@ -202,8 +213,10 @@ impl SimOptions {
     /// The shape of a swarm run for `seed`: cluster size, clients and faults all drawn from it.
     pub fn swarm(seed: u64) -> Self {
         let mut rng = XorShiftRng::seed_from_u64(seed ^ 0x5157_4152_4d00);
+        let mut reconfigure_rng = XorShiftRng::seed_from_u64(seed ^ 0x5245_434f_4e46);
+        let reconfigure = [0.0, 0.0, 0.03, 0.1][(reconfigure_rng.next_u64() % 4) as usize];
         let members = [3, 3, 5, 5, 7][(rng.next_u64() % 5) as usize];
-        SimOptions {
+        let mut options = SimOptions {
             members,
             clients: 1 + rng.next_u64() % 6,
             keys: 1 + rng.next_u64() % 5,
@@ -214,7 +227,9 @@ impl SimOptions {
             fault_interval: [30_000, 100_000][(rng.next_u64() % 2) as usize],
             client_think_max: [20_000, 200_000][(rng.next_u64() % 2) as usize],
             faults: FaultProfile::swarm(&mut rng),
-        }
+        };
+        options.faults.reconfigure = reconfigure;
+        options
     }
 
     /// A calm run: no faults.
@@ -386,6 +401,8 @@ pub struct Sim<E: Engine> {
     quiesce_at: Micros,
     events_processed: u64,
     failure: Option<(&'static str, String)>,
+    /// Indexes of the configuration entries applied anywhere.
+    membership_changes: BTreeSet<Index>,
 }
 
 impl<E: Engine> Sim<E> {
@@ -417,6 +434,7 @@ impl<E: Engine> Sim<E> {
             quiesce_at: Micros::MAX,
             events_processed: 0,
             failure: None,
+            membership_changes: BTreeSet::new(),
         };
         for id in 1..=sim.options.members {
             let disk = Disk::new(SnapshotMeta {
@@ -848,6 +866,9 @@ impl<E: Engine> Sim<E> {
             return;
         }
         node.kv.applied = entry.index;
+        if let Payload::Membership(_) = &entry.payload {
+            self.membership_changes.insert(entry.index);
+        }
         let Payload::Command(data) = &entry.payload else {
             return;
         };
@@ -1097,8 +1118,70 @@ impl<E: Engine> Sim<E> {
                 self.process(leader);
             }
         }
+        // Drawn last, and only when enabled, so that seeds without reconfiguration keep the
+        // schedules they had before it existed.
+        if f.reconfigure > 0.0 && self.uniform() < f.reconfigure {
+            self.random_reconfiguration();
+        }
         let interval = self.options.fault_interval;
         self.schedule(interval, Event::FaultRound);
+    }
+
+    /// Asks the leader for a random membership change (see [`FaultProfile::reconfigure`]).
+    fn random_reconfiguration(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let Some(membership) = self.engine(leader).map(|e| e.status().membership) else {
+            return;
+        };
+        if membership.is_joint() {
+            return;
+        }
+        let voters: Vec<NodeId> = membership.voters.iter().copied().collect();
+        let learners: Vec<NodeId> = membership.learners.iter().copied().collect();
+        let pick = |rng: &mut XorShiftRng, ids: &[NodeId]| {
+            ids[(rng.next_u64() % ids.len() as u64) as usize]
+        };
+        let change = match self.rng.next_u64() % 4 {
+            0 => {
+                // A spare joins as a learner: a member that was never in the cluster, or one
+                // removed earlier (it keeps its disk and catches up).
+                let spare = (1..=self.options.members + 2)
+                    .find(|id| !membership.contains(*id))
+                    .unwrap_or(0);
+                if spare == 0 {
+                    return;
+                }
+                if !self.nodes.contains_key(&spare) {
+                    self.add_node(spare, Disk::new(SnapshotMeta::default()));
+                }
+                ConfChange::AddLearner(spare)
+            }
+            1 if !learners.is_empty() => ConfChange::AddVoter(pick(&mut self.rng, &learners)),
+            2 if voters.len() > 3 => ConfChange::Remove(pick(&mut self.rng, &voters)),
+            3 if !learners.is_empty() => {
+                let out = pick(&mut self.rng, &voters);
+                let promoted = pick(&mut self.rng, &learners);
+                let mut next: BTreeSet<NodeId> = membership.voters.clone();
+                next.remove(&out);
+                next.insert(promoted);
+                let mut rest = membership.learners.clone();
+                rest.remove(&promoted);
+                ConfChange::Joint {
+                    voters: next,
+                    learners: rest,
+                }
+            }
+            _ => return,
+        };
+        let accepted = self
+            .engine_mut(leader)
+            .is_some_and(|e| e.propose_membership_change(change.clone()).is_ok());
+        if accepted {
+            self.record(TraceEvent::Fault(format!("leader {leader}: {change:?}")));
+            self.process(leader);
+        }
     }
 
     fn churn_propose(&mut self) {
@@ -1451,6 +1534,7 @@ impl<E: Engine> Sim<E> {
             operations_ok,
             committed: self.checker.highest_applied(),
             elections: self.checker.elections(),
+            membership_changes: self.membership_changes.len(),
             end_time: self.now,
         })
     }
