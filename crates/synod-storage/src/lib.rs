@@ -1,0 +1,14 @@
+//! Durable storage for one synod member.
+//!
+//! - [`fs`]: the file layer, a trait with the real file system behind it and, for tests, an
+//!   in-memory one that injects faults (lost unsynced writes at a crash, torn writes, bit flips,
+//!   failed fsyncs, a full disk).
+//! - [`wal`]: the write-ahead log: checksummed frames in segment files, group commit, recovery
+//!   that cuts a torn tail and refuses damaged durable data.
+//! - [`codec`]: the binary encodings of entries, configurations and snapshot metadata.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod fs;
+pub mod wal;

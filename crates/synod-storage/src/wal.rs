@@ -1,0 +1,578 @@
+//! The write-ahead log: every entry and hard-state change of one member, in append-only
+//! segment files, each record framed with its length and a CRC32C.
+//!
+//! # Format
+//!
+//! A segment is named `wal-<sequence, 20 digits>.log` and holds frames back to back:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | magic `SYNW` |
+//! | 4 | body length `n`, little-endian |
+//! | 4 | CRC32C of the length field and the body, little-endian |
+//! | `n` | body: one [`WalBatch`] |
+//!
+//! A body is: a flags byte (bit 0: hard state present, bit 1: truncation present), the hard
+//! state as a byte string (opaque to the log: each engine encodes its own), the truncation
+//! index as a `u64`, then a `u32` entry count and the entries (see [`crate::codec`]).
+//! Replaying a batch drops every entry at or above the truncation index, stores the entries
+//! (each replaces any entry at its index), then the hard state. One batch is one frame, so a
+//! batch is recovered whole or not at all.
+//!
+//! A new segment starts when the current one would grow past the segment size. The old segment
+//! is synced before the new one is created and the directory is synced after, so only the last
+//! segment can end in a torn write; the new segment's first frame repeats the hard state, so
+//! that older segments are never needed for it.
+//!
+//! # Recovery
+//!
+//! | on disk | recovery does |
+//! |---|---|
+//! | no segment | starts empty |
+//! | a valid frame | replays it |
+//! | the last segment ends in a partial frame, a frame whose CRC fails, or bytes without the magic, and no valid frame follows (a torn write) | truncates the segment there, with a warning: that write was never acknowledged as durable |
+//! | a frame that fails its checks, followed anywhere later in the segment by a valid frame | refuses to start: [`WalError::Corrupt`] names the file and offset. Durable data was damaged, and skipping it would lose committed entries silently |
+//! | any bad frame in a segment that is not the last | refuses to start, as above: such a segment was synced whole before the next one was created |
+//! | a valid frame whose body does not decode | refuses to start, as above |
+//! | a segment file with a name that does not parse | ignored, with a warning |
+//!
+//! # Failures while running
+//!
+//! - A failed `fdatasync` poisons the log: every later call fails with [`WalError::Poisoned`].
+//!   The kernel may already have dropped the pages that failed to write, so retrying could
+//!   report durable what is lost; the process must stop and recover from what is on disk.
+//! - A write that fails (a full disk) cuts the segment back to where it was, so nothing durable
+//!   is touched and no partial frame is left for later frames to follow; the error is
+//!   returned and the log stays usable. If the cut itself fails, the log is poisoned.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use synod_core::{Entry, Index};
+use thiserror::Error;
+
+use crate::codec::{self, DecodeError, Reader};
+use crate::fs::{Fs, FsFile};
+
+/// The magic at the start of every frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"SYNW";
+/// Bytes of a frame header: magic, length, CRC.
+pub const FRAME_HEADER_BYTES: usize = 12;
+/// The default segment size.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// The largest frame body recovery accepts; anything larger is damage.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
+const FLAG_HARD_STATE: u8 = 1;
+const FLAG_TRUNCATE: u8 = 2;
+
+/// One durable write: what a [`synod_core::Write`] asks to store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalBatch {
+    /// The engine's hard state, encoded by the caller.
+    pub hard_state: Option<Vec<u8>>,
+    /// Drop every entry at or above this index first.
+    pub truncate_from: Option<Index>,
+    /// Entries to store; each replaces any entry at its index.
+    pub entries: Vec<Entry>,
+}
+
+impl WalBatch {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut flags = 0;
+        if self.hard_state.is_some() {
+            flags |= FLAG_HARD_STATE;
+        }
+        if self.truncate_from.is_some() {
+            flags |= FLAG_TRUNCATE;
+        }
+        out.push(flags);
+        codec::put_bytes(out, self.hard_state.as_deref().unwrap_or_default());
+        codec::put_u64(out, self.truncate_from.unwrap_or(0));
+        codec::put_u32(
+            out,
+            u32::try_from(self.entries.len()).expect("under 4 billion entries in one batch"),
+        );
+        for entry in &self.entries {
+            codec::put_entry(out, entry);
+        }
+    }
+
+    /// The encoded size, without the frame header.
+    fn encoded_len(&self) -> usize {
+        1 + 4
+            + self.hard_state.as_ref().map_or(0, Vec::len)
+            + 8
+            + 4
+            + self.entries.iter().map(codec::entry_len).sum::<usize>()
+    }
+
+    fn decode(body: &[u8]) -> Result<WalBatch, DecodeError> {
+        let mut reader = Reader::new(body);
+        let flags = reader.u8()?;
+        if flags & !(FLAG_HARD_STATE | FLAG_TRUNCATE) != 0 {
+            return Err(DecodeError::BadTag {
+                what: "batch flags",
+                tag: flags,
+            });
+        }
+        let hard_state = reader.bytes()?;
+        let truncate_from = reader.u64()?;
+        let count = reader.u32()? as usize;
+        // An entry takes at least 17 bytes: a count the body cannot hold is damage.
+        if count > reader.remaining() / 17 {
+            return Err(DecodeError::Truncated {
+                needed: count.saturating_mul(17),
+                left: reader.remaining(),
+            });
+        }
+        let entries = (0..count)
+            .map(|_| codec::get_entry(&mut reader))
+            .collect::<Result<Vec<_>, _>>()?;
+        reader.finish()?;
+        Ok(WalBatch {
+            hard_state: (flags & FLAG_HARD_STATE != 0).then(|| hard_state.to_vec()),
+            truncate_from: (flags & FLAG_TRUNCATE != 0).then_some(truncate_from),
+            entries,
+        })
+    }
+}
+
+/// What the log held at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The newest hard state, if any was ever written.
+    pub hard_state: Option<Vec<u8>>,
+    /// Every stored entry, by index.
+    pub entries: BTreeMap<Index, Entry>,
+    /// What recovery repaired or skipped (a torn tail it cut, a file it ignored).
+    pub warnings: Vec<String>,
+}
+
+/// Why the log failed.
+#[derive(Debug, Error)]
+pub enum WalError {
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The disk is full: the write was not stored, and nothing stored before it was touched.
+    #[error("no space left to write {path}; nothing durable was lost")]
+    StorageFull {
+        /// The segment.
+        path: PathBuf,
+    },
+    /// Durable data is damaged.
+    #[error("corrupt write-ahead log {path} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Where the damaged frame starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier `fdatasync` failed; the log must be reopened from disk.
+    #[error("the write-ahead log is unusable after a failed fdatasync; restart to recover")]
+    Poisoned,
+}
+
+/// Options of a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// A new segment starts when the current one would grow past this.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// The highest entry index stored in it (0 if none).
+    max_index: Index,
+}
+
+/// The write-ahead log of one member. See the [module documentation](self).
+pub struct Wal<F: Fs> {
+    fs: F,
+    dir: PathBuf,
+    options: WalOptions,
+    /// Every segment, oldest first; the last is open as `file`.
+    segments: Vec<Segment>,
+    file: F::File,
+    /// The newest hard state written, repeated at the start of every new segment.
+    hard_state: Option<Vec<u8>>,
+    /// Whether everything written has been synced.
+    synced: bool,
+    poisoned: bool,
+    frame: Vec<u8>,
+}
+
+impl<F: Fs> fmt::Debug for Wal<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("segments", &self.segments.len())
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:020}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WalError + use<> {
+    let path = path.to_path_buf();
+    move |source| WalError::Io { op, path, source }
+}
+
+fn is_storage_full(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(28) || error.kind() == io::ErrorKind::StorageFull
+}
+
+/// A frame found while scanning a segment.
+enum Scan {
+    /// A valid frame: its body, and where the next frame starts.
+    Frame(std::ops::Range<usize>, usize),
+    /// The bytes from here on are not a valid frame.
+    Bad(String),
+    /// The end of the segment.
+    End,
+}
+
+fn scan_frame(bytes: &[u8], at: usize) -> Scan {
+    let rest = &bytes[at..];
+    if rest.is_empty() {
+        return Scan::End;
+    }
+    if rest.len() < FRAME_HEADER_BYTES {
+        return Scan::Bad(format!("a partial frame header of {} bytes", rest.len()));
+    }
+    if rest[..4] != FRAME_MAGIC {
+        return Scan::Bad("no frame magic".to_string());
+    }
+    let len_field: [u8; 4] = rest[4..8].try_into().expect("4 bytes");
+    let len = u32::from_le_bytes(len_field) as usize;
+    let crc = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
+    if len > MAX_FRAME_BYTES || len > rest.len() - FRAME_HEADER_BYTES {
+        return Scan::Bad(format!(
+            "a frame of {len} bytes where {} remain",
+            rest.len() - FRAME_HEADER_BYTES
+        ));
+    }
+    let body = at + FRAME_HEADER_BYTES..at + FRAME_HEADER_BYTES + len;
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&len_field), &bytes[body.clone()]);
+    if actual != crc {
+        return Scan::Bad(format!(
+            "CRC mismatch (stored {crc:#010x}, computed {actual:#010x})"
+        ));
+    }
+    let next = body.end;
+    Scan::Frame(body, next)
+}
+
+/// Whether a valid frame starts anywhere after `from`.
+fn valid_frame_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from + 1;
+    while at + FRAME_HEADER_BYTES <= bytes.len() {
+        let found = bytes[at..]
+            .windows(4)
+            .position(|w| w == FRAME_MAGIC)
+            .map(|p| at + p)?;
+        if let Scan::Frame(..) = scan_frame(bytes, found) {
+            return Some(found);
+        }
+        at = found + 1;
+    }
+    None
+}
+
+impl<F: Fs> Wal<F> {
+    /// Opens the log in `dir` (creating it if missing) and recovers what it holds, following
+    /// the rules in the [module documentation](self#recovery).
+    pub fn open(fs: F, dir: &Path, options: WalOptions) -> Result<(Wal<F>, Recovered), WalError> {
+        fs.create_dir_all(dir)
+            .map_err(io_error("create directory", dir))?;
+        let mut recovered = Recovered::default();
+        let mut segments = Vec::new();
+        for name in fs.list(dir).map_err(io_error("list", dir))? {
+            match parse_segment_name(&name) {
+                Some(seq) => segments.push(Segment {
+                    seq,
+                    path: dir.join(&name),
+                    max_index: 0,
+                }),
+                None if name.ends_with(".log") => recovered
+                    .warnings
+                    .push(format!("ignored {}: not a segment name", dir.join(&name).display())),
+                None => {}
+            }
+        }
+        segments.sort_by_key(|s| s.seq);
+        let count = segments.len();
+        let mut torn_at = None;
+        for (position, segment) in segments.iter_mut().enumerate() {
+            let last = position + 1 == count;
+            let bytes = fs.read(&segment.path).map_err(io_error("read", &segment.path))?;
+            let mut at = 0;
+            loop {
+                match scan_frame(&bytes, at) {
+                    Scan::End => break,
+                    Scan::Frame(body, next) => {
+                        let batch = WalBatch::decode(&bytes[body]).map_err(|e| {
+                            WalError::Corrupt {
+                                path: segment.path.clone(),
+                                offset: at as u64,
+                                reason: format!("a frame with a valid CRC does not decode: {e}"),
+                            }
+                        })?;
+                        replay(&mut recovered, &batch);
+                        segment.max_index = batch
+                            .entries
+                            .iter()
+                            .map(|e| e.index)
+                            .fold(segment.max_index, Index::max);
+                        at = next;
+                    }
+                    Scan::Bad(reason) => {
+                        let later = valid_frame_after(&bytes, at);
+                        if !last || later.is_some() {
+                            let detail = match later {
+                                Some(offset) => format!("{reason}; a valid frame follows at byte {offset}"),
+                                None => format!("{reason}, in a segment that is not the last"),
+                            };
+                            return Err(WalError::Corrupt {
+                                path: segment.path.clone(),
+                                offset: at as u64,
+                                reason: detail,
+                            });
+                        }
+                        recovered.warnings.push(format!(
+                            "{}: cut a torn write at byte {at} of {} ({reason})",
+                            segment.path.display(),
+                            bytes.len()
+                        ));
+                        torn_at = Some(at as u64);
+                        break;
+                    }
+                }
+            }
+        }
+        let (file, segments) = match segments.last() {
+            Some(segment) => {
+                let mut file = fs
+                    .open_append(&segment.path)
+                    .map_err(io_error("open", &segment.path))?;
+                if let Some(len) = torn_at {
+                    file.set_len(len).map_err(io_error("truncate", &segment.path))?;
+                    file.sync_data().map_err(io_error("sync", &segment.path))?;
+                }
+                (file, segments)
+            }
+            None => {
+                let segment = Segment {
+                    seq: 1,
+                    path: dir.join(segment_name(1)),
+                    max_index: 0,
+                };
+                let file = fs.create(&segment.path).map_err(io_error("create", &segment.path))?;
+                fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
+                (file, vec![segment])
+            }
+        };
+        let wal = Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            options,
+            segments,
+            file,
+            hard_state: recovered.hard_state.clone(),
+            synced: true,
+            poisoned: false,
+            frame: Vec::new(),
+        };
+        Ok((wal, recovered))
+    }
+
+    fn current_path(&self) -> &Path {
+        &self.segments.last().expect("a segment is always open").path
+    }
+
+    fn check_usable(&self) -> Result<(), WalError> {
+        if self.poisoned {
+            Err(WalError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes a batch. It is durable only once [`Wal::sync`] returns `Ok`; every batch
+    /// written before a sync shares it (group commit).
+    pub fn append(&mut self, batch: &WalBatch) -> Result<(), WalError> {
+        self.check_usable()?;
+        let frame_len = (FRAME_HEADER_BYTES + batch.encoded_len()) as u64;
+        if !self.file.is_empty() && self.file.len() + frame_len > self.options.segment_bytes {
+            self.roll()?;
+        }
+        self.encode_frame(batch);
+        debug_assert_eq!(self.frame.len() as u64, frame_len);
+        self.write_frame()?;
+        if let Some(hard_state) = &batch.hard_state {
+            self.hard_state = Some(hard_state.clone());
+        }
+        let max = batch.entries.iter().map(|e| e.index).max().unwrap_or(0);
+        let segment = self.segments.last_mut().expect("open");
+        segment.max_index = segment.max_index.max(max);
+        Ok(())
+    }
+
+    /// Frames `batch` into `self.frame`.
+    fn encode_frame(&mut self, batch: &WalBatch) {
+        self.frame.clear();
+        self.frame.extend_from_slice(&FRAME_MAGIC);
+        self.frame.extend_from_slice(&[0; 8]);
+        batch.encode(&mut self.frame);
+        let len = u32::try_from(self.frame.len() - FRAME_HEADER_BYTES)
+            .ok()
+            .filter(|&len| len as usize <= MAX_FRAME_BYTES)
+            .expect("a batch under 1 GiB");
+        let len_field = len.to_le_bytes();
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(&len_field),
+            &self.frame[FRAME_HEADER_BYTES..],
+        );
+        self.frame[4..8].copy_from_slice(&len_field);
+        self.frame[8..12].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Writes `self.frame` at the end of the current segment; on failure cuts the segment back.
+    fn write_frame(&mut self) -> Result<(), WalError> {
+        let before = self.file.len();
+        self.synced = false;
+        if let Err(error) = self.file.write_all(&self.frame) {
+            if self.file.set_len(before).is_err() {
+                self.poisoned = true;
+            }
+            let path = self.current_path().to_path_buf();
+            return Err(if is_storage_full(&error) {
+                WalError::StorageFull { path }
+            } else {
+                WalError::Io {
+                    op: "write",
+                    path,
+                    source: error,
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment: syncs the current one, creates the next, syncs the directory,
+    /// and repeats the hard state at its start.
+    fn roll(&mut self) -> Result<(), WalError> {
+        self.sync()?;
+        let seq = self.segments.last().expect("open").seq + 1;
+        let path = self.dir.join(segment_name(seq));
+        let file = self.fs.create(&path).map_err(io_error("create", &path))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(io_error("sync directory", &self.dir))?;
+        self.file = file;
+        self.segments.push(Segment {
+            seq,
+            path,
+            max_index: 0,
+        });
+        if let Some(hard_state) = self.hard_state.clone() {
+            let checkpoint = WalBatch {
+                hard_state: Some(hard_state),
+                ..WalBatch::default()
+            };
+            self.encode_frame(&checkpoint);
+            self.write_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every batch written so far durable, with one `fdatasync`. A failure poisons the
+    /// log (see the [module documentation](self#failures-while-running)).
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        self.check_usable()?;
+        if self.synced {
+            return Ok(());
+        }
+        if let Err(source) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(WalError::Io {
+                op: "fdatasync",
+                path: self.current_path().to_path_buf(),
+                source,
+            });
+        }
+        self.synced = true;
+        Ok(())
+    }
+
+    /// Removes the oldest segments whose entries are all at or below `snapshot_index` (which
+    /// the caller holds in a durable snapshot). The current segment is never removed.
+    pub fn compact(&mut self, snapshot_index: Index) -> Result<usize, WalError> {
+        self.check_usable()?;
+        let removable = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.max_index <= snapshot_index)
+            .count();
+        for segment in self.segments.drain(..removable) {
+            self.fs
+                .remove(&segment.path)
+                .map_err(io_error("remove", &segment.path))?;
+        }
+        if removable > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(io_error("sync directory", &self.dir))?;
+        }
+        Ok(removable)
+    }
+
+    /// The number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+fn replay(recovered: &mut Recovered, batch: &WalBatch) {
+    if let Some(from) = batch.truncate_from {
+        recovered.entries.split_off(&from);
+    }
+    for entry in &batch.entries {
+        recovered.entries.insert(entry.index, entry.clone());
+    }
+    if let Some(hard_state) = &batch.hard_state {
+        recovered.hard_state = Some(hard_state.clone());
+    }
+}
