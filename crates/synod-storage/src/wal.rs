@@ -218,10 +218,13 @@ pub struct Wal<F: Fs> {
     file: F::File,
     /// The newest hard state written, repeated at the start of every new segment.
     hard_state: Option<Vec<u8>>,
+    /// The newest hard state among the queued batches.
+    pending_hard_state: Option<Vec<u8>>,
+    /// Frames queued by [`Wal::append`] and not yet written.
+    pending: Vec<u8>,
     /// Whether everything written has been synced.
     synced: bool,
     poisoned: bool,
-    frame: Vec<u8>,
 }
 
 impl<F: Fs> fmt::Debug for Wal<F> {
@@ -327,9 +330,10 @@ impl<F: Fs> Wal<F> {
                     path: dir.join(&name),
                     max_index: 0,
                 }),
-                None if name.ends_with(".log") => recovered
-                    .warnings
-                    .push(format!("ignored {}: not a segment name", dir.join(&name).display())),
+                None if name.ends_with(".log") => recovered.warnings.push(format!(
+                    "ignored {}: not a segment name",
+                    dir.join(&name).display()
+                )),
                 None => {}
             }
         }
@@ -338,19 +342,20 @@ impl<F: Fs> Wal<F> {
         let mut torn_at = None;
         for (position, segment) in segments.iter_mut().enumerate() {
             let last = position + 1 == count;
-            let bytes = fs.read(&segment.path).map_err(io_error("read", &segment.path))?;
+            let bytes = fs
+                .read(&segment.path)
+                .map_err(io_error("read", &segment.path))?;
             let mut at = 0;
             loop {
                 match scan_frame(&bytes, at) {
                     Scan::End => break,
                     Scan::Frame(body, next) => {
-                        let batch = WalBatch::decode(&bytes[body]).map_err(|e| {
-                            WalError::Corrupt {
+                        let batch =
+                            WalBatch::decode(&bytes[body]).map_err(|e| WalError::Corrupt {
                                 path: segment.path.clone(),
                                 offset: at as u64,
                                 reason: format!("a frame with a valid CRC does not decode: {e}"),
-                            }
-                        })?;
+                            })?;
                         replay(&mut recovered, &batch);
                         segment.max_index = batch
                             .entries
@@ -363,7 +368,9 @@ impl<F: Fs> Wal<F> {
                         let later = valid_frame_after(&bytes, at);
                         if !last || later.is_some() {
                             let detail = match later {
-                                Some(offset) => format!("{reason}; a valid frame follows at byte {offset}"),
+                                Some(offset) => {
+                                    format!("{reason}; a valid frame follows at byte {offset}")
+                                }
                                 None => format!("{reason}, in a segment that is not the last"),
                             };
                             return Err(WalError::Corrupt {
@@ -389,7 +396,8 @@ impl<F: Fs> Wal<F> {
                     .open_append(&segment.path)
                     .map_err(io_error("open", &segment.path))?;
                 if let Some(len) = torn_at {
-                    file.set_len(len).map_err(io_error("truncate", &segment.path))?;
+                    file.set_len(len)
+                        .map_err(io_error("truncate", &segment.path))?;
                     file.sync_data().map_err(io_error("sync", &segment.path))?;
                 }
                 (file, segments)
@@ -400,7 +408,9 @@ impl<F: Fs> Wal<F> {
                     path: dir.join(segment_name(1)),
                     max_index: 0,
                 };
-                let file = fs.create(&segment.path).map_err(io_error("create", &segment.path))?;
+                let file = fs
+                    .create(&segment.path)
+                    .map_err(io_error("create", &segment.path))?;
                 fs.sync_dir(dir).map_err(io_error("sync directory", dir))?;
                 (file, vec![segment])
             }
@@ -412,9 +422,10 @@ impl<F: Fs> Wal<F> {
             segments,
             file,
             hard_state: recovered.hard_state.clone(),
+            pending_hard_state: None,
+            pending: Vec::new(),
             synced: true,
             poisoned: false,
-            frame: Vec::new(),
         };
         Ok((wal, recovered))
     }
@@ -431,50 +442,40 @@ impl<F: Fs> Wal<F> {
         }
     }
 
-    /// Writes a batch. It is durable only once [`Wal::sync`] returns `Ok`; every batch
-    /// written before a sync shares it (group commit).
+    /// Queues a batch. It is written by the next [`Wal::sync`] (or when a segment fills up)
+    /// and durable once that returns `Ok`; every batch queued before a sync shares its single
+    /// write and `fdatasync` (group commit).
     pub fn append(&mut self, batch: &WalBatch) -> Result<(), WalError> {
         self.check_usable()?;
         let frame_len = (FRAME_HEADER_BYTES + batch.encoded_len()) as u64;
-        if !self.file.is_empty() && self.file.len() + frame_len > self.options.segment_bytes {
+        let used = self.file.len() + self.pending.len() as u64;
+        if used > 0 && used + frame_len > self.options.segment_bytes {
             self.roll()?;
         }
-        self.encode_frame(batch);
-        debug_assert_eq!(self.frame.len() as u64, frame_len);
-        self.write_frame()?;
+        let start = self.pending.len();
+        encode_frame(&mut self.pending, batch);
+        debug_assert_eq!((self.pending.len() - start) as u64, frame_len);
         if let Some(hard_state) = &batch.hard_state {
-            self.hard_state = Some(hard_state.clone());
+            self.pending_hard_state = Some(hard_state.clone());
         }
         let max = batch.entries.iter().map(|e| e.index).max().unwrap_or(0);
         let segment = self.segments.last_mut().expect("open");
         segment.max_index = segment.max_index.max(max);
+        self.synced = false;
         Ok(())
     }
 
-    /// Frames `batch` into `self.frame`.
-    fn encode_frame(&mut self, batch: &WalBatch) {
-        self.frame.clear();
-        self.frame.extend_from_slice(&FRAME_MAGIC);
-        self.frame.extend_from_slice(&[0; 8]);
-        batch.encode(&mut self.frame);
-        let len = u32::try_from(self.frame.len() - FRAME_HEADER_BYTES)
-            .ok()
-            .filter(|&len| len as usize <= MAX_FRAME_BYTES)
-            .expect("a batch under 1 GiB");
-        let len_field = len.to_le_bytes();
-        let crc = crc32c::crc32c_append(
-            crc32c::crc32c(&len_field),
-            &self.frame[FRAME_HEADER_BYTES..],
-        );
-        self.frame[4..8].copy_from_slice(&len_field);
-        self.frame[8..12].copy_from_slice(&crc.to_le_bytes());
-    }
-
-    /// Writes `self.frame` at the end of the current segment; on failure cuts the segment back.
-    fn write_frame(&mut self) -> Result<(), WalError> {
+    /// Writes the queued frames with one write. On failure cuts the segment back to where it
+    /// was and drops them: none of them is stored.
+    fn flush(&mut self) -> Result<(), WalError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let before = self.file.len();
-        self.synced = false;
-        if let Err(error) = self.file.write_all(&self.frame) {
+        let result = self.file.write_all(&self.pending);
+        self.pending.clear();
+        if let Err(error) = result {
+            self.pending_hard_state = None;
             if self.file.set_len(before).is_err() {
                 self.poisoned = true;
             }
@@ -488,6 +489,9 @@ impl<F: Fs> Wal<F> {
                     source: error,
                 }
             });
+        }
+        if let Some(hard_state) = self.pending_hard_state.take() {
+            self.hard_state = Some(hard_state);
         }
         Ok(())
     }
@@ -513,16 +517,18 @@ impl<F: Fs> Wal<F> {
                 hard_state: Some(hard_state),
                 ..WalBatch::default()
             };
-            self.encode_frame(&checkpoint);
-            self.write_frame()?;
+            encode_frame(&mut self.pending, &checkpoint);
+            self.synced = false;
         }
         Ok(())
     }
 
-    /// Makes every batch written so far durable, with one `fdatasync`. A failure poisons the
-    /// log (see the [module documentation](self#failures-while-running)).
+    /// Writes every queued batch and makes it durable, with one write and one `fdatasync`. A
+    /// failed write (a full disk) stores none of them and leaves the log usable; a failed
+    /// sync poisons it (see the [module documentation](self#failures-while-running)).
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.check_usable()?;
+        self.flush()?;
         if self.synced {
             return Ok(());
         }
@@ -542,6 +548,15 @@ impl<F: Fs> Wal<F> {
     /// the caller holds in a durable snapshot). The current segment is never removed.
     pub fn compact(&mut self, snapshot_index: Index) -> Result<usize, WalError> {
         self.check_usable()?;
+        let removable_count = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.max_index <= snapshot_index)
+            .count();
+        if removable_count > 0 {
+            // The current segment repeats the hard state at its start; it must be durable
+            // before the segments that also hold it go.
+            self.sync()?;
+        }
         let removable = self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.max_index <= snapshot_index)
@@ -563,6 +578,25 @@ impl<F: Fs> Wal<F> {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// Appends `batch` to `out` as one frame.
+fn encode_frame(out: &mut Vec<u8>, batch: &WalBatch) {
+    let start = out.len();
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.extend_from_slice(&[0; 8]);
+    batch.encode(out);
+    let len = u32::try_from(out.len() - start - FRAME_HEADER_BYTES)
+        .ok()
+        .filter(|&len| len as usize <= MAX_FRAME_BYTES)
+        .expect("a batch under 1 GiB");
+    let len_field = len.to_le_bytes();
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&len_field),
+        &out[start + FRAME_HEADER_BYTES..],
+    );
+    out[start + 4..start + 8].copy_from_slice(&len_field);
+    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn replay(recovered: &mut Recovered, batch: &WalBatch) {

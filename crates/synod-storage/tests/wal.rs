@@ -115,6 +115,7 @@ fn a_torn_final_write_is_cut_with_a_warning() {
     wal.append(&batch(vec![entry(1, 1, "kept")])).unwrap();
     wal.sync().unwrap();
     wal.append(&batch(vec![entry(1, 2, "torn")])).unwrap();
+    wal.sync().unwrap();
     drop(wal);
     let path = segments(dir.path()).pop().unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -168,7 +169,9 @@ fn a_flipped_bit_in_any_region_of_a_durable_frame_is_refused_with_file_and_offse
         damaged[byte] ^= 0x10;
         std::fs::write(&path, &damaged).unwrap();
         match Wal::open(RealFs, dir.path(), WalOptions::default()) {
-            Err(WalError::Corrupt { path: p, offset, .. }) => {
+            Err(WalError::Corrupt {
+                path: p, offset, ..
+            }) => {
                 assert_eq!(p, path, "{region}");
                 assert_eq!(offset, 0, "{region}");
             }
@@ -198,7 +201,10 @@ fn a_damaged_frame_in_an_older_segment_is_refused() {
     let error = Wal::open(RealFs, dir.path(), WalOptions { segment_bytes: 512 }).unwrap_err();
     let message = error.to_string();
     assert!(matches!(error, WalError::Corrupt { .. }), "{message}");
-    assert!(message.contains("wal-00000000000000000001.log"), "{message}");
+    assert!(
+        message.contains("wal-00000000000000000001.log"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -1,0 +1,157 @@
+//! Write-ahead log appends per second and latency, with 1, 16 and 256 concurrent writers of
+//! 256-byte entries (each commit one entry, made durable before it returns), against a raw
+//! `write` + `fdatasync` loop on the same disk in the same run.
+//!
+//! `cargo bench -p synod-storage --bench wal` prints a table and the ratios the storage issue
+//! asks for: the single writer's p50 against raw `fdatasync` (target: within 1.2×), and 256
+//! writers' rate against one writer's (target: at least 50×, through group commit).
+//! Set `SYNOD_BENCH_DIR` to measure another disk; the default is under `target/`.
+//! Run as a test (`cargo test --benches`) it does a few operations only, to check it works.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use synod_core::{Entry, Payload};
+use synod_storage::fs::RealFs;
+use synod_storage::group::GroupCommit;
+use synod_storage::wal::{Wal, WalBatch, WalOptions};
+
+const ENTRY_BYTES: usize = 256;
+
+struct Figures {
+    ops: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, q: f64) -> f64 {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1] as f64
+    }
+}
+
+fn fresh_dir(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    dir
+}
+
+/// The reference: one writer, `write` of a record of the same size, then `fdatasync`.
+fn raw_fdatasync(dir: &Path, ops: u64) -> Figures {
+    let mut file = std::fs::File::create(dir.join("raw")).expect("raw file");
+    let record = vec![7u8; ENTRY_BYTES + 40];
+    let mut latencies_us = Vec::with_capacity(ops as usize);
+    let start = Instant::now();
+    for _ in 0..ops {
+        let begin = Instant::now();
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+        latencies_us.push(begin.elapsed().as_micros() as u64);
+    }
+    Figures {
+        ops,
+        elapsed: start.elapsed(),
+        latencies_us,
+    }
+}
+
+fn group_commit(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures {
+    let (wal, _) = Wal::open(RealFs, dir, WalOptions::default()).expect("wal opens");
+    let log = Arc::new(GroupCommit::new(wal));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|writer| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(ops_per_writer as usize);
+                let payload = Bytes::from(vec![writer as u8; ENTRY_BYTES]);
+                for op in 0..ops_per_writer {
+                    let batch = WalBatch {
+                        entries: vec![Entry {
+                            term: 1,
+                            index: writer * ops_per_writer + op + 1,
+                            payload: Payload::Command(payload.clone()),
+                        }],
+                        ..WalBatch::default()
+                    };
+                    let begin = Instant::now();
+                    log.commit(batch).expect("commit");
+                    latencies.push(begin.elapsed().as_micros() as u64);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let latencies_us: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("writer thread"))
+        .collect();
+    println!(
+        "    {writers} writers: {} commits in {} fdatasyncs",
+        writers * ops_per_writer,
+        log.rounds()
+    );
+    Figures {
+        ops: writers * ops_per_writer,
+        elapsed: start.elapsed(),
+        latencies_us,
+    }
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let base = std::env::var_os("SYNOD_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wal-bench"));
+    let scale = if measuring { 1 } else { 0 };
+    let raw_ops = if measuring { 2_000 } else { 20 };
+    let raw = raw_fdatasync(&fresh_dir(&base, "raw"), raw_ops);
+    println!("directory: {}", base.display());
+    println!(
+        "{:<22} {:>12} {:>10} {:>10} {:>10}",
+        "", "ops/s", "p50 us", "p99 us", "max us"
+    );
+    let row = |name: &str, f: &Figures| {
+        println!(
+            "{:<22} {:>12.0} {:>10.0} {:>10.0} {:>10.0}",
+            name,
+            f.rate(),
+            f.percentile(0.5),
+            f.percentile(0.99),
+            f.percentile(1.0)
+        );
+    };
+    row("raw write+fdatasync", &raw);
+    let mut single_rate = 0.0;
+    let mut single_p50 = 0.0;
+    for (writers, ops) in [(1, 2_000), (16, 400), (256, 60)] {
+        let ops = if scale == 1 { ops } else { 4 };
+        let figures = group_commit(&fresh_dir(&base, &format!("wal-{writers}")), writers, ops);
+        row(&format!("wal, {writers} writers"), &figures);
+        if writers == 1 {
+            single_rate = figures.rate();
+            single_p50 = figures.percentile(0.5);
+        } else {
+            println!(
+                "    {writers} writers: {:.1}x the single writer's rate",
+                figures.rate() / single_rate
+            );
+        }
+    }
+    println!(
+        "single writer p50 / raw fdatasync p50: {:.2}x (target: at most 1.2x)",
+        single_p50 / raw.percentile(0.5)
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
