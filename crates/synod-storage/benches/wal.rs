@@ -109,6 +109,58 @@ fn group_commit(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures {
     }
 }
 
+/// Writes about `bytes` of log (256-byte entries in batches of 1,000), then times recovery.
+fn recovery(dir: &Path, bytes: u64) {
+    let (mut wal, _) = Wal::open(RealFs, dir, WalOptions::default()).expect("wal opens");
+    let payload = Bytes::from(vec![3u8; ENTRY_BYTES]);
+    let per_entry = (ENTRY_BYTES + 21) as u64;
+    let entries = bytes / per_entry;
+    let mut index = 0;
+    while index < entries {
+        let batch = WalBatch {
+            entries: (0..1_000.min(entries - index))
+                .map(|i| Entry {
+                    term: 1,
+                    index: index + i + 1,
+                    payload: Payload::Command(payload.clone()),
+                })
+                .collect(),
+            ..WalBatch::default()
+        };
+        index += batch.entries.len() as u64;
+        wal.append(&batch).expect("append");
+        if index % 64_000 == 0 {
+            wal.sync().expect("sync");
+        }
+    }
+    wal.sync().expect("sync");
+    let segments = wal.segment_count();
+    drop(wal);
+    let start = Instant::now();
+    let mut read_bytes = 0;
+    for entry in std::fs::read_dir(dir).expect("list") {
+        read_bytes += std::fs::read(entry.expect("entry").path())
+            .expect("read")
+            .len();
+    }
+    let read_only = start.elapsed();
+    let start = Instant::now();
+    let (_, recovered) = Wal::open(RealFs, dir, WalOptions::default()).expect("recovers");
+    let elapsed = start.elapsed();
+    println!(
+        "    reading the {read_bytes} bytes alone: {:.2} s",
+        read_only.as_secs_f64()
+    );
+    assert_eq!(recovered.entries.len() as u64, entries);
+    println!(
+        "recovery of {:.2} GiB ({} entries, {} segments): {:.2} s (target: under 3 s)",
+        bytes as f64 / (1u64 << 30) as f64,
+        entries,
+        segments,
+        elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let base = std::env::var_os("SYNOD_BENCH_DIR")
@@ -153,5 +205,7 @@ fn main() {
         "single writer p50 / raw fdatasync p50: {:.2}x (target: at most 1.2x)",
         single_p50 / raw.percentile(0.5)
     );
+    let wal_bytes: u64 = if measuring { 1 << 30 } else { 1 << 20 };
+    recovery(&fresh_dir(&base, "recovery"), wal_bytes);
     let _ = std::fs::remove_dir_all(&base);
 }

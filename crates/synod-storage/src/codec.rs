@@ -192,13 +192,30 @@ pub fn entry_len(entry: &Entry) -> usize {
     }
 }
 
-/// Reads an entry.
+/// Reads an entry, copying its command.
 pub fn get_entry(reader: &mut Reader<'_>) -> Result<Entry, DecodeError> {
+    get_entry_in(reader, None)
+}
+
+/// Reads an entry whose bytes lie in `buffer`: its command is a slice of `buffer`, not a copy.
+/// Recovery reads a whole segment into one buffer, so that millions of entries cost no
+/// allocation each.
+pub fn get_entry_shared(reader: &mut Reader<'_>, buffer: &Bytes) -> Result<Entry, DecodeError> {
+    get_entry_in(reader, Some(buffer))
+}
+
+fn get_entry_in(reader: &mut Reader<'_>, buffer: Option<&Bytes>) -> Result<Entry, DecodeError> {
     let term = reader.u64()?;
     let index = reader.u64()?;
     let payload = match reader.u8()? {
         TAG_NOOP => Payload::Noop,
-        TAG_COMMAND => Payload::Command(Bytes::copy_from_slice(reader.bytes()?)),
+        TAG_COMMAND => {
+            let data = reader.bytes()?;
+            Payload::Command(match buffer {
+                Some(buffer) => buffer.slice_ref(data),
+                None => Bytes::copy_from_slice(data),
+            })
+        }
         TAG_MEMBERSHIP => Payload::Membership(get_membership(reader)?),
         tag => return Err(DecodeError::BadTag { what: "entry", tag }),
     };

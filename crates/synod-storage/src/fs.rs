@@ -49,6 +49,12 @@ pub trait Fs: Send + Sync {
     fn open_append(&self, path: &Path) -> io::Result<Self::File>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Reads a whole file that nobody writes while the result lives, as shared bytes.
+    /// Recovery reads segments this way; the real file system maps them, so that a large log
+    /// costs neither a copy nor zeroed memory.
+    fn read_shared(&self, path: &Path) -> io::Result<bytes::Bytes> {
+        self.read(path).map(bytes::Bytes::from)
+    }
     /// Reads `len` bytes at `offset` (fewer at the end of the file).
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// The length of a file.
@@ -131,6 +137,20 @@ impl Fs for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_shared(&self, path: &Path) -> io::Result<bytes::Bytes> {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(bytes::Bytes::new());
+        }
+        // SAFETY: the map is read-only, and storage never writes a segment it is recovering
+        // (it reads segments only while opening, before it appends); another process writing
+        // the same data directory is refused by the server's lock on it. A file changed under
+        // the map anyway would show as changed bytes, which the frame checksums catch; the
+        // map itself stays valid until dropped.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(bytes::Bytes::from_owner(map))
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {

@@ -5,35 +5,34 @@
 //! queued while a sync is in flight go into the next round, so every batch queued during an
 //! `fdatasync` shares the next one, and a lone writer pays one write and one sync.
 //!
-//! Writers of consecutive rounds wait on different condition variables, so finishing a round
-//! wakes only the writers it covered, not those already queued for the next: with hundreds of
-//! writers, the wake-ups, not the disk, are what limit a round.
+//! A writer parks its thread, and the flusher unparks exactly the writers a round covered;
+//! they check an atomic counter without taking a lock. With hundreds of writers on a few
+//! cores, the wake-ups, not the disk, are what limit a round, and a condition variable would
+//! also make every woken writer queue for its mutex.
 //!
 //! A batch counts as durable only once the sync that covered it returned `Ok`. A failed sync
 //! poisons the log for every writer, waiting or later (see [`crate::wal`]). A write refused
 //! for want of space fails every batch of its round, and the log stays usable.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 
 use crate::fs::Fs;
 use crate::wal::{Wal, WalBatch, WalError};
 
 struct Queue {
-    batches: Vec<WalBatch>,
+    /// Queued batches, with the thread to wake when each is settled.
+    batches: Vec<(WalBatch, Thread)>,
     /// The number of batches ever queued; a batch's ticket is its position in that count.
     queued: u64,
-    /// Every ticket up to here is durable.
-    durable: u64,
-    /// The round that will take the batches queued now.
-    next_round: u64,
     /// Tickets refused because the disk was full, with the segment's path.
     refused: Vec<(std::ops::RangeInclusive<u64>, PathBuf)>,
-    /// Set when a sync failed: the log is unusable.
-    failure: Option<String>,
     /// Rounds completed.
     rounds: u64,
+    /// The flusher is waiting for work (so a new batch must signal it).
+    flusher_idle: bool,
     shutdown: bool,
 }
 
@@ -41,8 +40,10 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signals the flusher that batches are queued (or that it should stop).
     work: Condvar,
-    /// Round `r`'s writers wait on `done[r % 2]`.
-    done: [Condvar; 2],
+    /// Every ticket up to here is settled: durable, or refused (then listed in `refused`).
+    settled: AtomicU64,
+    /// Set when a sync failed: the log is unusable.
+    failed: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,15 +74,14 @@ impl<F: Fs + 'static> GroupCommit<F> {
             queue: Mutex::new(Queue {
                 batches: Vec::new(),
                 queued: 0,
-                durable: 0,
-                next_round: 0,
                 refused: Vec::new(),
-                failure: None,
                 rounds: 0,
+                flusher_idle: false,
                 shutdown: false,
             }),
             work: Condvar::new(),
-            done: [Condvar::new(), Condvar::new()],
+            settled: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         });
         let wal = Arc::new(Mutex::new(wal));
         let flusher = {
@@ -101,32 +101,37 @@ impl<F: Fs + 'static> GroupCommit<F> {
 
     /// Writes `batch` and returns once it is durable.
     pub fn commit(&self, batch: WalBatch) -> Result<(), WalError> {
-        let mut queue = lock(&self.shared.queue);
-        if queue.failure.is_some() {
+        if self.shared.failed.load(Ordering::Acquire) {
             return Err(WalError::Poisoned);
         }
-        queue.batches.push(batch);
-        queue.queued += 1;
-        let ticket = queue.queued;
-        let round = queue.next_round;
-        self.shared.work.notify_one();
+        let (ticket, wake_flusher) = {
+            let mut queue = lock(&self.shared.queue);
+            queue.batches.push((batch, std::thread::current()));
+            queue.queued += 1;
+            (queue.queued, std::mem::take(&mut queue.flusher_idle))
+        };
+        if wake_flusher {
+            self.shared.work.notify_one();
+        }
         loop {
-            if let Some(position) = queue.refused.iter().position(|(r, _)| r.contains(&ticket)) {
+            if self.shared.settled.load(Ordering::Acquire) >= ticket {
+                let mut queue = lock(&self.shared.queue);
+                let Some(position) = queue.refused.iter().position(|(r, _)| r.contains(&ticket))
+                else {
+                    return Ok(());
+                };
                 let path = queue.refused[position].1.clone();
                 if *queue.refused[position].0.end() == ticket {
                     queue.refused.remove(position);
                 }
                 return Err(WalError::StorageFull { path });
             }
-            if queue.durable >= ticket {
-                return Ok(());
-            }
-            if queue.failure.is_some() {
+            if self.shared.failed.load(Ordering::Acquire) {
                 return Err(WalError::Poisoned);
             }
-            queue = self.shared.done[(round % 2) as usize]
-                .wait(queue)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Unparked by the flusher once the round holding this batch is settled; a
+            // spurious wake-up just checks again.
+            std::thread::park();
         }
     }
 
@@ -157,45 +162,51 @@ fn flush_loop<F: Fs>(shared: &Shared, wal: &Mutex<Wal<F>>) {
     loop {
         let mut queue = lock(&shared.queue);
         while queue.batches.is_empty() && !queue.shutdown {
+            queue.flusher_idle = true;
             queue = shared
                 .work
                 .wait(queue)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        queue.flusher_idle = false;
         if queue.batches.is_empty() && queue.shutdown {
             return;
         }
-        let batches = std::mem::take(&mut queue.batches);
-        let round = queue.next_round;
-        queue.next_round += 1;
+        let round = std::mem::take(&mut queue.batches);
         let covered = queue.queued;
-        let first = covered - batches.len() as u64 + 1;
+        let first = covered - round.len() as u64 + 1;
         drop(queue);
+        let (batches, writers): (Vec<WalBatch>, Vec<Thread>) = round.into_iter().unzip();
         let result = write_and_sync(wal, &batches);
         let mut queue = lock(&shared.queue);
         queue.rounds += 1;
-        match result {
-            Ok(()) => queue.durable = covered,
+        let failed = match result {
+            Ok(()) => false,
             // A write failed for want of space. Some batches of the round may have reached
             // the disk with an earlier segment; none is acknowledged, which is always safe
             // (an unacknowledged write may or may not have happened).
-            Err(WalError::StorageFull { path }) => queue.refused.push((first..=covered, path)),
-            Err(error) => queue.failure = Some(error.to_string()),
-        }
-        let failed = queue.failure.is_some();
-        drop(queue);
-        shared.done[(round % 2) as usize].notify_all();
-        if failed {
-            // Wake the next round's writers too: nothing will be durable any more.
-            shared.done[((round + 1) % 2) as usize].notify_all();
-            let mut queue = lock(&shared.queue);
-            queue.batches.clear();
-            while !queue.shutdown {
-                queue = shared
-                    .work
-                    .wait(queue)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Err(WalError::StorageFull { path }) => {
+                queue.refused.push((first..=covered, path));
+                false
             }
+            Err(_) => true,
+        };
+        let waiting: Vec<Thread> = if failed {
+            // Nothing will be durable any more: wake the writers already queued too.
+            queue.batches.drain(..).map(|(_, writer)| writer).collect()
+        } else {
+            Vec::new()
+        };
+        if failed {
+            shared.failed.store(true, Ordering::Release);
+        } else {
+            shared.settled.store(covered, Ordering::Release);
+        }
+        drop(queue);
+        for writer in writers.iter().chain(&waiting) {
+            writer.unpark();
+        }
+        if failed {
             return;
         }
     }

@@ -50,6 +50,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use synod_core::{Entry, Index};
 use thiserror::Error;
 
@@ -109,8 +110,9 @@ impl WalBatch {
             + self.entries.iter().map(codec::entry_len).sum::<usize>()
     }
 
-    fn decode(body: &[u8]) -> Result<WalBatch, DecodeError> {
-        let mut reader = Reader::new(body);
+    /// Decodes a frame body that lies in `buffer` (commands become slices of it).
+    fn decode(buffer: &Bytes, body: std::ops::Range<usize>) -> Result<WalBatch, DecodeError> {
+        let mut reader = Reader::new(&buffer[body]);
         let flags = reader.u8()?;
         if flags & !(FLAG_HARD_STATE | FLAG_TRUNCATE) != 0 {
             return Err(DecodeError::BadTag {
@@ -129,7 +131,7 @@ impl WalBatch {
             });
         }
         let entries = (0..count)
-            .map(|_| codec::get_entry(&mut reader))
+            .map(|_| codec::get_entry_shared(&mut reader, buffer))
             .collect::<Result<Vec<_>, _>>()?;
         reader.finish()?;
         Ok(WalBatch {
@@ -343,7 +345,7 @@ impl<F: Fs> Wal<F> {
         for (position, segment) in segments.iter_mut().enumerate() {
             let last = position + 1 == count;
             let bytes = fs
-                .read(&segment.path)
+                .read_shared(&segment.path)
                 .map_err(io_error("read", &segment.path))?;
             let mut at = 0;
             loop {
@@ -351,17 +353,17 @@ impl<F: Fs> Wal<F> {
                     Scan::End => break,
                     Scan::Frame(body, next) => {
                         let batch =
-                            WalBatch::decode(&bytes[body]).map_err(|e| WalError::Corrupt {
+                            WalBatch::decode(&bytes, body).map_err(|e| WalError::Corrupt {
                                 path: segment.path.clone(),
                                 offset: at as u64,
                                 reason: format!("a frame with a valid CRC does not decode: {e}"),
                             })?;
-                        replay(&mut recovered, &batch);
                         segment.max_index = batch
                             .entries
                             .iter()
                             .map(|e| e.index)
                             .fold(segment.max_index, Index::max);
+                        replay(&mut recovered, batch);
                         at = next;
                     }
                     Scan::Bad(reason) => {
@@ -599,14 +601,14 @@ fn encode_frame(out: &mut Vec<u8>, batch: &WalBatch) {
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn replay(recovered: &mut Recovered, batch: &WalBatch) {
+fn replay(recovered: &mut Recovered, batch: WalBatch) {
     if let Some(from) = batch.truncate_from {
         recovered.entries.split_off(&from);
     }
-    for entry in &batch.entries {
-        recovered.entries.insert(entry.index, entry.clone());
+    for entry in batch.entries {
+        recovered.entries.insert(entry.index, entry);
     }
-    if let Some(hard_state) = &batch.hard_state {
-        recovered.hard_state = Some(hard_state.clone());
+    if batch.hard_state.is_some() {
+        recovered.hard_state = batch.hard_state;
     }
 }
