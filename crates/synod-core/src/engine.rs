@@ -298,6 +298,27 @@ pub struct Status {
     pub membership: Membership,
 }
 
+/// A value storage can keep: the engines' hard states encode themselves, so that storage
+/// stays ignorant of the protocol.
+pub trait DurableState: Sized {
+    /// Appends the encoding to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Decodes what [`DurableState::encode`] wrote; `None` for anything else.
+    fn decode(bytes: &[u8]) -> Option<Self>;
+}
+
+/// Decodes `N` little-endian `u64`s that make up all of `bytes`.
+pub fn decode_u64s<const N: usize>(bytes: &[u8]) -> Option<[u64; N]> {
+    if bytes.len() != 8 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (value, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        *value = u64::from_le_bytes(chunk.try_into().ok()?);
+    }
+    Some(out)
+}
+
 /// What a transport (or the simulator) needs to know about a protocol message without
 /// understanding the protocol.
 pub trait WireMessage: Clone + fmt::Debug {
@@ -314,7 +335,7 @@ pub trait Engine {
     /// The protocol's wire message.
     type Message: WireMessage;
     /// The protocol's durable, non-log state (Raft: term, vote, commit).
-    type HardState: Clone + fmt::Debug + PartialEq;
+    type HardState: Clone + fmt::Debug + PartialEq + DurableState;
 
     /// Whether the engine guarantees Raft's Log Matching property (§5.3): two logs that hold an
     /// entry with the same index and term are identical up to it, and a committed entry has

@@ -25,8 +25,8 @@ pub mod snapshot;
 pub mod types;
 
 pub use engine::{
-    CompactError, Engine, Envelope, Proposal, ProposeError, ReadError, ReadState, Ready, Role,
-    SoftState, Status, TransferError, WireMessage, Write,
+    CompactError, DurableState, Engine, Envelope, Proposal, ProposeError, ReadError, ReadState,
+    Ready, Role, SoftState, Status, TransferError, WireMessage, Write,
 };
 pub use entry::{Entry, Payload};
 pub use membership::{ConfChange, Membership, MembershipError};

@@ -82,6 +82,20 @@ pub struct HardState {
     pub commit: Index,
 }
 
+impl synod_core::DurableState for HardState {
+    /// The promised ballot and the chosen prefix, as little-endian `u64`s.
+    fn encode(&self, out: &mut Vec<u8>) {
+        for value in [self.promised, self.commit] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let [promised, commit] = synod_core::engine::decode_u64s(bytes)?;
+        Some(HardState { promised, commit })
+    }
+}
+
 /// What a member starts from: its durable state, or a fresh cluster's bootstrap.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreState {

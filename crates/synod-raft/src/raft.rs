@@ -34,6 +34,24 @@ pub struct HardState {
     pub commit: Index,
 }
 
+impl synod_core::DurableState for HardState {
+    /// Term, vote (0 for none; node id 0 is reserved) and commit, as little-endian `u64`s.
+    fn encode(&self, out: &mut Vec<u8>) {
+        for value in [self.term, self.vote.unwrap_or(0), self.commit] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let [term, vote, commit] = synod_core::engine::decode_u64s(bytes)?;
+        Some(HardState {
+            term,
+            vote: (vote != 0).then_some(vote),
+            commit,
+        })
+    }
+}
+
 /// What a member starts from: its durable state, or a fresh cluster's bootstrap.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreState {

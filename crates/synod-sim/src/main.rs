@@ -63,6 +63,11 @@ struct RunArgs {
     /// Phase 1 then needs N minus this plus one.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     phase2_quorum: Option<u64>,
+    /// What members store their state on: `memory` (a model of a disk) or `real`
+    /// (`synod-storage`'s log and snapshot store over a fault-injecting file system; every
+    /// restart runs the real recovery code and checks it returns what was made durable).
+    #[arg(long, value_enum, default_value = "memory")]
+    storage: StorageKind,
     /// Run a named scenario instead of random swarm schedules (see --list-scenarios).
     #[arg(long)]
     scenario: Option<String>,
@@ -72,6 +77,14 @@ struct RunArgs {
     /// Worker threads (each seed runs on one thread; results do not depend on this).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StorageKind {
+    /// The simulator's in-memory model of a disk.
+    Memory,
+    /// The real synod-storage over a fault-injecting file system.
+    Real,
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +259,7 @@ fn simulate(args: &RunArgs) -> ExitCode {
         engine: args.engine,
         mutant: args.mutant,
         phase2_quorum: args.phase2_quorum.map(|q| q as usize),
+        real_storage: args.storage == StorageKind::Real,
     };
     let (first, count) = match args.seed {
         Some(seed) => (seed, 1),
@@ -275,9 +289,12 @@ fn simulate(args: &RunArgs) -> ExitCode {
         stdout,
         "engine {}{}{}{}: {:.1} s, {} messages ({:.0} per second), {} client operations",
         target.engine,
-        args.phase2_quorum
-            .map(|q| format!(", phase-2 quorum {q}"))
-            .unwrap_or_default(),
+        match (args.phase2_quorum, args.storage) {
+            (Some(q), StorageKind::Real) => format!(", phase-2 quorum {q}, real storage"),
+            (Some(q), StorageKind::Memory) => format!(", phase-2 quorum {q}"),
+            (None, StorageKind::Real) => ", real storage".to_string(),
+            (None, StorageKind::Memory) => String::new(),
+        },
         args.mutant
             .map(|m| format!(", mutant {m}"))
             .unwrap_or_default(),

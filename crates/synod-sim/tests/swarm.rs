@@ -57,3 +57,17 @@ fn multipaxos_with_unequal_flexible_quorums_passes_200_swarm_seeds() {
     };
     assert_swarm_passes(target, 200);
 }
+
+/// Both engines on the real `synod-storage` (over a fault-injecting file system): every
+/// restart recovers with the real recovery code, which must return exactly what the member
+/// had made durable.
+#[test]
+fn both_engines_pass_100_swarm_seeds_on_real_storage() {
+    for engine in [EngineKind::Raft, EngineKind::MultiPaxos] {
+        let target = Target {
+            real_storage: true,
+            ..Target::engine(engine)
+        };
+        assert_swarm_passes(target, 100);
+    }
+}

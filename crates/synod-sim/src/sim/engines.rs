@@ -11,7 +11,7 @@ use synod_paxos::PaxosNode;
 use synod_raft::{Config, RaftNode, RestoreState};
 
 use super::disk::Disk;
-use super::{BootFn, Failure, Report, Sim, SimOptions};
+use super::{Boot, BootFn, Failure, Report, Sim, SimOptions};
 
 /// Which engine to simulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +104,8 @@ pub struct Target {
     /// Multi-Paxos only: flexible quorums with Phase-2 quorums of this size (Phase 1 then
     /// needs N minus this plus one). `None`: majorities.
     pub phase2_quorum: Option<usize>,
+    /// Put every member on the real `synod-storage` (see [`super::storage`]).
+    pub real_storage: bool,
 }
 
 impl Target {
@@ -113,6 +115,7 @@ impl Target {
             engine,
             mutant: None,
             phase2_quorum: None,
+            real_storage: false,
         }
     }
 
@@ -122,6 +125,21 @@ impl Target {
             engine: mutant.engine(),
             mutant: Some(mutant),
             phase2_quorum: None,
+            real_storage: false,
+        }
+    }
+
+    fn raft(&self) -> BootFn<RaftNode> {
+        BootFn {
+            boot: raft_boot(self.raft_mutant(), |_| {}),
+            real_storage: self.real_storage,
+        }
+    }
+
+    fn paxos(&self) -> BootFn<PaxosNode> {
+        BootFn {
+            boot: paxos_boot(self.paxos_mutant(), self.phase2_quorum),
+            real_storage: self.real_storage,
         }
     }
 
@@ -144,7 +162,7 @@ impl Target {
 pub fn paxos_boot(
     mutant: Option<synod_paxos::Mutant>,
     phase2_quorum: Option<usize>,
-) -> BootFn<PaxosNode> {
+) -> Boot<PaxosNode> {
     Box::new(
         move |id: NodeId, disk: &Disk<synod_paxos::HardState>, seed: u64| {
             let mut config = synod_paxos::Config::new(id);
@@ -164,10 +182,7 @@ pub fn paxos_boot(
 }
 
 /// Boots Raft members from their simulated disks, with every invariant check on.
-pub fn raft_boot(
-    mutant: Option<synod_raft::Mutant>,
-    configure: fn(&mut Config),
-) -> BootFn<RaftNode> {
+pub fn raft_boot(mutant: Option<synod_raft::Mutant>, configure: fn(&mut Config)) -> Boot<RaftNode> {
     Box::new(
         move |id: NodeId, disk: &Disk<synod_raft::HardState>, seed: u64| {
             let mut config = Config::new(id);
@@ -190,18 +205,8 @@ pub fn raft_boot(
 /// An engine panic (a violated internal invariant) is reported as a failure.
 pub fn run_seed(target: Target, seed: u64) -> Result<Report, Failure> {
     catch_panics(seed, || match target.engine {
-        EngineKind::Raft => Sim::new(
-            seed,
-            SimOptions::swarm(seed),
-            raft_boot(target.raft_mutant(), |_| {}),
-        )
-        .run(),
-        EngineKind::MultiPaxos => Sim::new(
-            seed,
-            SimOptions::swarm(seed),
-            paxos_boot(target.paxos_mutant(), target.phase2_quorum),
-        )
-        .run(),
+        EngineKind::Raft => Sim::new(seed, SimOptions::swarm(seed), target.raft()).run(),
+        EngineKind::MultiPaxos => Sim::new(seed, SimOptions::swarm(seed), target.paxos()).run(),
     })
 }
 
@@ -210,14 +215,11 @@ pub fn run_scenario(target: Target, name: &str, seed: u64) -> Result<Report, Fai
     catch_panics(seed, || match target.engine {
         EngineKind::Raft => {
             let scenario = find_scenario::<RaftNode>(name);
-            (scenario.run)(seed, raft_boot(target.raft_mutant(), |_| {}))
+            (scenario.run)(seed, target.raft())
         }
         EngineKind::MultiPaxos => {
             let scenario = find_scenario::<PaxosNode>(name);
-            (scenario.run)(
-                seed,
-                paxos_boot(target.paxos_mutant(), target.phase2_quorum),
-            )
+            (scenario.run)(seed, target.paxos())
         }
     })
 }
@@ -235,8 +237,10 @@ pub fn run_failover(
     seed: u64,
 ) -> Result<super::Micros, super::failover::TrialError> {
     match engine {
-        EngineKind::Raft => super::failover::failover_trial(seed, raft_boot(None, |_| {})),
-        EngineKind::MultiPaxos => super::failover::failover_trial(seed, paxos_boot(None, None)),
+        EngineKind::Raft => super::failover::failover_trial(seed, Target::engine(engine).raft()),
+        EngineKind::MultiPaxos => {
+            super::failover::failover_trial(seed, Target::engine(engine).paxos())
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod failover;
 pub mod kv;
 pub mod runner;
 pub mod scenarios;
+pub mod storage;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -43,7 +44,16 @@ use kv::{Command, KvSnapshot, KvStore};
 pub type Micros = u64;
 
 /// Builds an engine for member `id` from its disk, with an RNG seed.
-pub type BootFn<E> = Box<dyn Fn(NodeId, &Disk<<E as Engine>::HardState>, u64) -> E>;
+pub type Boot<E> = Box<dyn Fn(NodeId, &Disk<<E as Engine>::HardState>, u64) -> E>;
+
+/// How the simulator builds members, and what it stores them on.
+pub struct BootFn<E: Engine> {
+    /// Builds an engine for member `id` from its disk, with an RNG seed.
+    pub boot: Boot<E>,
+    /// Put every member on the real `synod-storage` over a fault-injecting file system (see
+    /// [`storage`]).
+    pub real_storage: bool,
+}
 
 /// A failed run: which checker failed, why, and the last events before it.
 #[derive(Clone, Debug)]
@@ -328,6 +338,8 @@ pub struct SimNode<E: Engine> {
     paused_until: Micros,
     /// The engine's term, as of its last reported soft state.
     term: u64,
+    /// The real storage under this member, with `--storage real`.
+    storage: Option<storage::RealStorage>,
 }
 
 /// What a client is doing.
@@ -463,8 +475,20 @@ impl<E: Engine> Sim<E> {
         let skew = self.options.faults.skew_max;
         let factor = 1.0 + skew * (2.0 * self.uniform() - 1.0);
         let tick = ((self.options.tick as f64) * factor).max(1.0) as Micros;
-        let engine = (self.boot)(id, &disk, self.rng.next_u64());
+        let engine = (self.boot.boot)(id, &disk, self.rng.next_u64());
+        let storage = if self.boot.real_storage {
+            match storage::RealStorage::create(&disk) {
+                Ok(storage) => Some(storage),
+                Err(detail) => {
+                    self.fail("storage", format!("node {id}: creating storage: {detail}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let node = SimNode {
+            storage,
             kv: KvStore::restore(&disk.snapshot_data),
             engine: Some(engine),
             disk,
@@ -840,6 +864,13 @@ impl<E: Engine> Sim<E> {
             return;
         }
         node.disk.apply(&write, incoming.clone());
+        if let Some(storage) = node.storage.as_mut()
+            && let Err(detail) = storage.persist(&write, incoming.as_deref())
+        {
+            self.fail("storage", format!("node {id}: {detail}"));
+            return;
+        }
+        let node = self.nodes.get_mut(&id).expect("running");
         if let Some(data) = incoming {
             // The application restores its state machine once the snapshot is durable.
             node.kv = KvStore::restore(&data);
@@ -892,8 +923,14 @@ impl<E: Engine> Sim<E> {
         let Ok(meta) = engine.snapshot_meta(applied) else {
             return;
         };
-        node.disk
-            .install_own_snapshot(meta, Arc::new(node.kv.snapshot()));
+        let data = Arc::new(node.kv.snapshot());
+        if let Some(storage) = node.storage.as_mut()
+            && let Err(detail) = storage.install_own_snapshot(&meta, &data)
+        {
+            self.fail("storage", format!("node {id}: {detail}"));
+            return;
+        }
+        node.disk.install_own_snapshot(meta, data);
         engine
             .compact(applied)
             .expect("the snapshot index was just validated");
@@ -1438,6 +1475,9 @@ impl<E: Engine> Sim<E> {
         node.incoming_snapshots.clear();
         node.paused_until = 0;
         node.incarnation += 1;
+        if let Some(storage) = &node.storage {
+            storage.crash(None);
+        }
         self.record(TraceEvent::Fault(format!("crash {id}")));
     }
 
@@ -1450,7 +1490,21 @@ impl<E: Engine> Sim<E> {
         if node.engine.is_some() {
             return;
         }
-        node.engine = Some((self.boot)(id, &node.disk, seed));
+        if let Some(storage) = node.storage.as_mut() {
+            // The member comes back from what the real recovery code finds, which must be
+            // exactly what it had made durable.
+            let recovered = storage
+                .recover::<E::HardState>()
+                .and_then(|disk| storage::same_durable_state(&disk, &node.disk).map(|()| disk));
+            match recovered {
+                Ok(disk) => node.disk = disk,
+                Err(detail) => {
+                    self.fail("storage", format!("node {id}: recovery: {detail}"));
+                    return;
+                }
+            }
+        }
+        node.engine = Some((self.boot.boot)(id, &node.disk, seed));
         node.kv = KvStore::restore(&node.disk.snapshot_data);
         let incarnation = node.incarnation;
         let tick = node.tick;
