@@ -1609,9 +1609,17 @@ impl<E: Engine> Sim<E> {
         // Durability and convergence: every member of the final configuration holds every
         // committed entry. (Members removed along the way stop receiving the log.)
         let highest = self.checker.highest_applied();
+        // The final configuration: the leader's, or, in a leaderless moment (a leader that
+        // just removed itself), that of the member that knows the most committed entries.
         let members = self
             .leader()
             .and_then(|id| self.engine(id))
+            .or_else(|| {
+                self.nodes
+                    .values()
+                    .filter_map(|n| n.engine.as_ref())
+                    .max_by_key(|e| e.status().commit)
+            })
             .map(|e| e.status().membership.members());
         for (&id, node) in &self.nodes {
             let member = members.as_ref().is_none_or(|m| m.contains(&id));
