@@ -1274,7 +1274,10 @@ impl<E: Engine> Sim<E> {
             .filter(|&(&id, n)| n.engine.is_none() || self.cut.iter().any(|&(a, _)| a == id))
             .map(|(&id, _)| id)
             .collect();
-        if (self.options.members - down.len() as u64) * 2 <= self.options.members {
+        // Spares added by membership changes count too, so the total is the nodes', not the
+        // initial members'.
+        let total = self.nodes.len() as u64;
+        if !down.is_empty() && total.saturating_sub(down.len() as u64) * 2 <= total {
             let id = down[(self.rng.next_u64() % down.len() as u64) as usize];
             self.restart(id);
             self.reconnect(id);
