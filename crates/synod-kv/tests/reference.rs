@@ -1,0 +1,115 @@
+//! The store against a naive reference that keeps a full copy of the key space at every
+//! revision: random puts, deletes, transactions and compactions, then reads at every revision.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use synod_kv::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, u8),
+    Delete(u8, u8),
+    Compact(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..8, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => (0u8..8, 0u8..4).prop_map(|(k, n)| Op::Delete(k, n)),
+        1 => any::<u8>().prop_map(Op::Compact),
+    ]
+}
+
+fn key(k: u8) -> Bytes {
+    Bytes::from(vec![b'k', b'0' + k])
+}
+
+type Space = BTreeMap<Bytes, KeyValue>;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn matches_a_copy_per_revision(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut store = MvccStore::new();
+        // history[r] is the key space at revision r (index 0 unused).
+        let mut history: Vec<Space> = vec![Space::new(), Space::new()];
+        let mut compacted = 0;
+        for op in ops {
+            let mut next = history.last().unwrap().clone();
+            let revision = history.len() as i64;
+            match op {
+                Op::Put(k, v) => {
+                    let previous = next.get(&key(k)).cloned();
+                    let kv = KeyValue {
+                        key: key(k),
+                        create_revision: previous.as_ref().map_or(revision, |p| p.create_revision),
+                        mod_revision: revision,
+                        version: previous.as_ref().map_or(1, |p| p.version + 1),
+                        value: Bytes::from(vec![v]),
+                        lease: 0,
+                    };
+                    next.insert(key(k), kv);
+                    let response = store.put(&PutRequest {
+                        key: key(k),
+                        value: Bytes::from(vec![v]),
+                        prev_kv: true,
+                        ..PutRequest::default()
+                    }).unwrap();
+                    prop_assert_eq!(response.prev_kv, previous);
+                    history.push(next);
+                }
+                Op::Delete(k, n) => {
+                    let end = Bytes::from(vec![b'k', b'0' + k + n]);
+                    let range_end = if n == 0 { Bytes::new() } else { end.clone() };
+                    let doomed: Vec<Bytes> = next
+                        .keys()
+                        .filter(|x| if n == 0 { **x == key(k) } else { **x >= key(k) && **x < end })
+                        .cloned()
+                        .collect();
+                    for d in &doomed {
+                        next.remove(d);
+                    }
+                    let response = store.delete_range(&DeleteRangeRequest {
+                        key: key(k),
+                        range_end,
+                        prev_kv: false,
+                    }).unwrap();
+                    prop_assert_eq!(response.deleted as usize, doomed.len());
+                    if !doomed.is_empty() {
+                        history.push(next);
+                    }
+                }
+                Op::Compact(at) => {
+                    let current = history.len() as i64 - 1;
+                    let at = 1 + i64::from(at) % current;
+                    let result = store.compact(at);
+                    if at <= compacted {
+                        prop_assert_eq!(result, Err(KvError::Compacted));
+                    } else {
+                        prop_assert_eq!(result, Ok(()));
+                        compacted = at;
+                    }
+                }
+            }
+            prop_assert!(store.check().is_ok(), "{:?}", store.check());
+            prop_assert_eq!(store.revision(), history.len() as i64 - 1);
+        }
+        for revision in 1..history.len() as i64 {
+            let read = store.range(&RangeRequest {
+                key: Bytes::from_static(b"\0"),
+                range_end: Bytes::from_static(b"\0"),
+                revision,
+                ..RangeRequest::default()
+            });
+            if revision < compacted {
+                prop_assert_eq!(read, Err(KvError::Compacted));
+            } else {
+                let expected: Vec<KeyValue> = history[revision as usize].values().cloned().collect();
+                prop_assert_eq!(read.unwrap().kvs, expected);
+            }
+        }
+    }
+}
