@@ -6,6 +6,7 @@
 //!   `prev_kv`; transactions with compares; compaction.
 //! - [`types`]: requests and responses shaped after `etcdserverpb`.
 //! - [`error`]: errors with etcd's exact messages.
+//! - [`snapshot`]: the store as bytes, for state-machine snapshots.
 //!
 //! The store is deterministic and does no I/O: every replica applies the same committed
 //! commands and reaches the same state.
@@ -13,9 +14,11 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod snapshot;
 pub mod store;
 pub mod types;
 
 pub use error::{GrpcCode, KvError};
+pub use snapshot::SnapshotError;
 pub use store::{MAX_TXN_OPS, MvccStore};
 pub use types::*;

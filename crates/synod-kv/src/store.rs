@@ -31,17 +31,17 @@ pub const MAX_TXN_OPS: usize = 128;
 
 /// One version of a key: its value, or `None` for a deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Version {
-    revision: Revision,
-    kv: Option<KeyValue>,
+pub(crate) struct Version {
+    pub(crate) revision: Revision,
+    pub(crate) kv: Option<KeyValue>,
 }
 
 /// The multi-version key-value store. See the [module documentation](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MvccStore {
-    current: Revision,
-    compacted: Revision,
-    keys: BTreeMap<Bytes, Vec<Version>>,
+    pub(crate) current: Revision,
+    pub(crate) compacted: Revision,
+    pub(crate) keys: BTreeMap<Bytes, Vec<Version>>,
 }
 
 impl Default for MvccStore {

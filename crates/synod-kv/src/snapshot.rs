@@ -1,0 +1,155 @@
+//! The store as bytes, for state-machine snapshots (log compaction and catching up a member).
+//!
+//! | field | encoding |
+//! |---|---|
+//! | magic | `SYNKV001` (8 bytes) |
+//! | current revision, compacted revision | `i64` little-endian each |
+//! | key count | `u64` |
+//! | per key: the key | `u32` length, bytes |
+//! | per key: version count | `u32` |
+//! | per version: revision, kind | `i64`; a byte, 0 for a deletion, 1 for a value |
+//! | per value: create revision, version, lease, value | `i64` ×3; `u32` length, bytes |
+//!
+//! Decoding checks every length against what is left and the store's invariants at the end,
+//! so damaged bytes give an error, never a panic or a store that breaks its invariants.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::store::{MvccStore, Version};
+use crate::types::KeyValue;
+
+const MAGIC: &[u8; 8] = b"SYNKV001";
+
+/// Why snapshot bytes could not be restored.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum SnapshotError {
+    /// The bytes are not a store snapshot, or end early, or hold an impossible store.
+    #[error("not a valid key-value snapshot: {0}")]
+    Invalid(String),
+}
+
+fn invalid(what: impl Into<String>) -> SnapshotError {
+    SnapshotError::Invalid(what.into())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        if self.bytes.len() < n {
+            return Err(invalid(format!(
+                "truncated: {n} bytes needed, {} left",
+                self.bytes.len()
+            )));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        Ok(i64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn bytes(&mut self) -> Result<Bytes, SnapshotError> {
+        let len = self.u32()? as usize;
+        Ok(Bytes::copy_from_slice(self.take(len)?))
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).expect("keys and values are under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl MvccStore {
+    /// The whole store as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.current.to_le_bytes());
+        out.extend_from_slice(&self.compacted.to_le_bytes());
+        out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
+        for (key, versions) in &self.keys {
+            put_bytes(&mut out, key);
+            out.extend_from_slice(&(versions.len() as u32).to_le_bytes());
+            for version in versions {
+                out.extend_from_slice(&version.revision.to_le_bytes());
+                match &version.kv {
+                    None => out.push(0),
+                    Some(kv) => {
+                        out.push(1);
+                        for value in [kv.create_revision, kv.version, kv.lease] {
+                            out.extend_from_slice(&value.to_le_bytes());
+                        }
+                        put_bytes(&mut out, &kv.value);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A store from [`MvccStore::snapshot`]'s bytes.
+    pub fn restore(bytes: &[u8]) -> Result<MvccStore, SnapshotError> {
+        let mut reader = Reader { bytes };
+        if reader.take(MAGIC.len())? != MAGIC {
+            return Err(invalid("bad magic"));
+        }
+        let mut store = MvccStore::new();
+        store.current = reader.i64()?;
+        store.compacted = reader.i64()?;
+        let keys = u64::from_le_bytes(reader.take(8)?.try_into().expect("8 bytes"));
+        for _ in 0..keys {
+            let key = reader.bytes()?;
+            let count = reader.u32()? as usize;
+            // Every version takes at least 9 bytes: a count the rest cannot hold is damage.
+            if count > reader.bytes.len() / 9 {
+                return Err(invalid("a version count beyond the snapshot's size"));
+            }
+            let mut versions = Vec::with_capacity(count);
+            for _ in 0..count {
+                let revision = reader.i64()?;
+                let kv = match reader.take(1)?[0] {
+                    0 => None,
+                    1 => {
+                        let create_revision = reader.i64()?;
+                        let version = reader.i64()?;
+                        let lease = reader.i64()?;
+                        let value = reader.bytes()?;
+                        Some(KeyValue {
+                            key: key.clone(),
+                            create_revision,
+                            mod_revision: revision,
+                            version,
+                            value,
+                            lease,
+                        })
+                    }
+                    tag => return Err(invalid(format!("unknown version kind {tag}"))),
+                };
+                versions.push(Version { revision, kv });
+            }
+            if key.is_empty() || store.keys.insert(key, versions).is_some() {
+                return Err(invalid("an empty or repeated key"));
+            }
+        }
+        if !reader.bytes.is_empty() {
+            return Err(invalid(format!("{} trailing bytes", reader.bytes.len())));
+        }
+        store.check().map_err(invalid)?;
+        Ok(store)
+    }
+}
