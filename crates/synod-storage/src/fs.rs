@@ -144,11 +144,12 @@ impl Fs for RealFs {
         if file.metadata()?.len() == 0 {
             return Ok(bytes::Bytes::new());
         }
-        // SAFETY: the map is read-only, and storage never writes a segment it is recovering
-        // (it reads segments only while opening, before it appends); another process writing
-        // the same data directory is refused by the server's lock on it. A file changed under
-        // the map anyway would show as changed bytes, which the frame checksums catch; the
-        // map itself stays valid until dropped.
+        // SAFETY: the map is read-only, and nothing rewrites the bytes it covers while it
+        // lives: the log only appends past them, and the one truncation (cutting a torn tail at
+        // recovery) removes bytes after every frame decoded from the map, which is all that
+        // slices of it point at. Another process writing the data directory is refused by the
+        // server's lock on it. The remaining hazard is outside this process: an I/O error on a
+        // mapped page, or a truncation by someone else, raises SIGBUS instead of an error.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(bytes::Bytes::from_owner(map))
     }

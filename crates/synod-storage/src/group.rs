@@ -25,6 +25,14 @@ use std::thread::{JoinHandle, Thread};
 use crate::fs::Fs;
 use crate::wal::{Wal, WalBatch, WalError};
 
+/// A round refused for want of space: its tickets, the segment, and how many of its writers
+/// have not yet been told.
+struct Refused {
+    tickets: std::ops::RangeInclusive<u64>,
+    path: PathBuf,
+    untold: u64,
+}
+
 /// Who waits for a batch: a blocked thread, or an async task.
 enum Waiter {
     Thread(Thread),
@@ -49,8 +57,8 @@ struct Queue {
     batches: Vec<(WalBatch, Waiter)>,
     /// The number of batches ever queued; a batch's ticket is its position in that count.
     queued: u64,
-    /// Tickets refused because the disk was full, with the segment's path.
-    refused: Vec<(std::ops::RangeInclusive<u64>, PathBuf)>,
+    /// Rounds refused because the disk was full.
+    refused: Vec<Refused>,
     /// Rounds completed.
     rounds: u64,
     /// The flusher is waiting for work (so a new batch must signal it).
@@ -139,7 +147,13 @@ impl<F: Fs + 'static> GroupCommit<F> {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(WalError::Poisoned);
         }
+        check_size(&batch)?;
         let mut queue = lock(&self.shared.queue);
+        // Checked again under the lock: a round that failed since the check above must not be
+        // overtaken by an inline write that would move `settled` past it.
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(WalError::Poisoned);
+        }
         if !queue.in_flight && queue.batches.is_empty() {
             queue.in_flight = true;
             queue.queued += 1;
@@ -198,6 +212,7 @@ impl<F: Fs + 'static> GroupCommit<F> {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(WalError::Poisoned);
         }
+        check_size(&batch)?;
         let (ticket, wake_flusher) = {
             let mut queue = lock(&self.shared.queue);
             queue.batches.push((batch, waiter));
@@ -218,11 +233,15 @@ impl<F: Fs + 'static> GroupCommit<F> {
                 return Some(Ok(()));
             }
             let mut queue = lock(&self.shared.queue);
-            let Some(position) = queue.refused.iter().position(|(r, _)| r.contains(&ticket)) else {
+            let Some(position) = queue.refused.iter().position(|r| r.tickets.contains(&ticket))
+            else {
                 return Some(Ok(()));
             };
-            let path = queue.refused[position].1.clone();
-            if *queue.refused[position].0.end() == ticket {
+            let refused = &mut queue.refused[position];
+            let path = refused.path.clone();
+            // Each writer of the round is told once; the record goes when all have been.
+            refused.untold -= 1;
+            if refused.untold == 0 {
                 queue.refused.remove(position);
             }
             if queue.refused.is_empty() {
@@ -302,7 +321,11 @@ fn flush_loop<F: Fs>(shared: &Shared, wal: &Mutex<Wal<F>>) {
             // the disk with an earlier segment; none is acknowledged, which is always safe
             // (an unacknowledged write may or may not have happened).
             Err(WalError::StorageFull { path }) => {
-                queue.refused.push((first..=covered, path));
+                queue.refused.push(Refused {
+                    tickets: first..=covered,
+                    path,
+                    untold: covered - first + 1,
+                });
                 shared.any_refused.store(true, Ordering::Release);
                 false
             }
@@ -329,12 +352,26 @@ fn flush_loop<F: Fs>(shared: &Shared, wal: &Mutex<Wal<F>>) {
     }
 }
 
+/// A batch too large for one frame is refused before it can fail a whole round.
+fn check_size(batch: &WalBatch) -> Result<(), WalError> {
+    let bytes = batch.encoded_len();
+    if bytes > crate::wal::MAX_FRAME_BYTES {
+        return Err(WalError::TooLarge { bytes });
+    }
+    Ok(())
+}
+
 fn write_and_sync<F: Fs>(wal: &Mutex<Wal<F>>, batches: &[WalBatch]) -> Result<(), WalError> {
     let mut wal = lock(wal);
-    for batch in batches {
-        wal.append(batch)?;
+    let result = batches
+        .iter()
+        .try_for_each(|batch| wal.append(batch))
+        .and_then(|()| wal.sync());
+    if let Err(WalError::StorageFull { .. }) = result {
+        // The whole round is reported refused; what the log still queues of it goes too.
+        wal.abandon_queued();
     }
-    wal.sync()
+    result
 }
 
 enum CommitState {

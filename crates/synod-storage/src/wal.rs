@@ -102,7 +102,7 @@ impl WalBatch {
     }
 
     /// The encoded size, without the frame header.
-    fn encoded_len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         1 + 4
             + self.hard_state.as_ref().map_or(0, Vec::len)
             + 8
@@ -182,6 +182,19 @@ pub enum WalError {
         /// What is wrong.
         reason: String,
     },
+    /// A write failed while a new segment was being started, and the batches queued since the
+    /// last successful sync were not stored.
+    #[error("batches since the last sync were not stored: {reason}")]
+    Unstored {
+        /// What failed.
+        reason: String,
+    },
+    /// A batch is larger than a frame may be.
+    #[error("a batch of {bytes} bytes is larger than the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge {
+        /// The batch's encoded size.
+        bytes: usize,
+    },
     /// An earlier `fdatasync` failed; the log must be reopened from disk.
     #[error("the write-ahead log is unusable after a failed fdatasync; restart to recover")]
     Poisoned,
@@ -224,6 +237,9 @@ pub struct Wal<F: Fs> {
     pending_hard_state: Option<Vec<u8>>,
     /// Frames queued by [`Wal::append`] and not yet written.
     pending: Vec<u8>,
+    /// Set when queued batches were dropped by a failed write outside [`Wal::sync`]: the next
+    /// sync must not report them durable.
+    unstored: Option<String>,
     /// Whether everything written has been synced.
     synced: bool,
     poisoned: bool,
@@ -426,6 +442,7 @@ impl<F: Fs> Wal<F> {
             hard_state: recovered.hard_state.clone(),
             pending_hard_state: None,
             pending: Vec::new(),
+            unstored: None,
             synced: true,
             poisoned: false,
         };
@@ -449,10 +466,22 @@ impl<F: Fs> Wal<F> {
     /// write and `fdatasync` (group commit).
     pub fn append(&mut self, batch: &WalBatch) -> Result<(), WalError> {
         self.check_usable()?;
-        let frame_len = (FRAME_HEADER_BYTES + batch.encoded_len()) as u64;
+        let body_len = batch.encoded_len();
+        if body_len > MAX_FRAME_BYTES {
+            return Err(WalError::TooLarge { bytes: body_len });
+        }
+        let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
         let used = self.file.len() + self.pending.len() as u64;
         if used > 0 && used + frame_len > self.options.segment_bytes {
-            self.roll()?;
+            let queued = !self.pending.is_empty();
+            if let Err(error) = self.roll() {
+                if queued && self.pending.is_empty() {
+                    // The roll's flush dropped batches appended earlier: say so at the next
+                    // sync instead of reporting them durable.
+                    self.unstored = Some(error.to_string());
+                }
+                return Err(error);
+            }
         }
         let start = self.pending.len();
         encode_frame(&mut self.pending, batch);
@@ -504,10 +533,20 @@ impl<F: Fs> Wal<F> {
         self.sync()?;
         let seq = self.segments.last().expect("open").seq + 1;
         let path = self.dir.join(segment_name(seq));
-        let file = self.fs.create(&path).map_err(io_error("create", &path))?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(io_error("sync directory", &self.dir))?;
+        // A failure here leaves the directory in a state this process does not track (a
+        // created file whose name may or may not be durable): stop, and let recovery read
+        // what is on disk.
+        let file = match self.fs.create(&path) {
+            Ok(file) => file,
+            Err(source) => {
+                self.poisoned = true;
+                return Err(io_error("create", &path)(source));
+            }
+        };
+        if let Err(source) = self.fs.sync_dir(&self.dir) {
+            self.poisoned = true;
+            return Err(io_error("sync directory", &self.dir)(source));
+        }
         self.file = file;
         self.segments.push(Segment {
             seq,
@@ -530,6 +569,11 @@ impl<F: Fs> Wal<F> {
     /// sync poisons it (see the [module documentation](self#failures-while-running)).
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.check_usable()?;
+        if let Some(reason) = self.unstored.take() {
+            self.pending.clear();
+            self.pending_hard_state = None;
+            return Err(WalError::Unstored { reason });
+        }
         self.flush()?;
         if self.synced {
             return Ok(());
@@ -546,6 +590,14 @@ impl<F: Fs> Wal<F> {
         Ok(())
     }
 
+    /// Forgets the batches appended since the last sync, and a pending [`WalError::Unstored`]:
+    /// for a caller that reports all of them failed (group commit, after a full disk).
+    pub fn abandon_queued(&mut self) {
+        self.pending.clear();
+        self.pending_hard_state = None;
+        self.unstored = None;
+    }
+
     /// Removes the oldest segments whose entries are all at or below `snapshot_index` (which
     /// the caller holds in a durable snapshot). The current segment is never removed.
     pub fn compact(&mut self, snapshot_index: Index) -> Result<usize, WalError> {
@@ -555,8 +607,21 @@ impl<F: Fs> Wal<F> {
             .take_while(|s| s.max_index <= snapshot_index)
             .count();
         if removable_count > 0 {
-            // The current segment repeats the hard state at its start; it must be durable
-            // before the segments that also hold it go.
+            // The hard state must be durable in a segment that stays before the segments
+            // that hold it go. The current segment repeats it at its start, but that copy can
+            // be missing (a crash or a failed write right after a roll), so write it again.
+            // The newest hard state: one still queued, if any, else the last written.
+            let newest = self
+                .pending_hard_state
+                .clone()
+                .or_else(|| self.hard_state.clone());
+            if let Some(hard_state) = newest {
+                let checkpoint = WalBatch {
+                    hard_state: Some(hard_state),
+                    ..WalBatch::default()
+                };
+                self.append(&checkpoint)?;
+            }
             self.sync()?;
         }
         let removable = self.segments[..self.segments.len() - 1]
