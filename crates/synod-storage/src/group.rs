@@ -233,7 +233,10 @@ impl<F: Fs + 'static> GroupCommit<F> {
                 return Some(Ok(()));
             }
             let mut queue = lock(&self.shared.queue);
-            let Some(position) = queue.refused.iter().position(|r| r.tickets.contains(&ticket))
+            let Some(position) = queue
+                .refused
+                .iter()
+                .position(|r| r.tickets.contains(&ticket))
             else {
                 return Some(Ok(()));
             };
