@@ -21,6 +21,18 @@ use synod_storage::wal::{Wal, WalBatch, WalOptions};
 
 const ENTRY_BYTES: usize = 256;
 
+/// A batch of one entry at `index`.
+fn one_entry(index: u64, payload: &Bytes) -> WalBatch {
+    WalBatch {
+        entries: vec![Entry {
+            term: 1,
+            index,
+            payload: Payload::Command(payload.clone()),
+        }],
+        ..WalBatch::default()
+    }
+}
+
 struct Figures {
     ops: u64,
     elapsed: Duration,
@@ -77,14 +89,7 @@ fn group_commit(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures {
                 let mut latencies = Vec::with_capacity(ops_per_writer as usize);
                 let payload = Bytes::from(vec![writer as u8; ENTRY_BYTES]);
                 for op in 0..ops_per_writer {
-                    let batch = WalBatch {
-                        entries: vec![Entry {
-                            term: 1,
-                            index: writer * ops_per_writer + op + 1,
-                            payload: Payload::Command(payload.clone()),
-                        }],
-                        ..WalBatch::default()
-                    };
+                    let batch = one_entry(writer * ops_per_writer + op + 1, &payload);
                     let begin = Instant::now();
                     log.commit(batch).expect("commit");
                     latencies.push(begin.elapsed().as_micros() as u64);
@@ -179,14 +184,7 @@ fn group_commit_tasks(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures 
                     let mut latencies = Vec::with_capacity(ops_per_writer as usize);
                     let payload = Bytes::from(vec![writer as u8; ENTRY_BYTES]);
                     for op in 0..ops_per_writer {
-                        let batch = WalBatch {
-                            entries: vec![Entry {
-                                term: 1,
-                                index: writer * ops_per_writer + op + 1,
-                                payload: Payload::Command(payload.clone()),
-                            }],
-                            ..WalBatch::default()
-                        };
+                        let batch = one_entry(writer * ops_per_writer + op + 1, &payload);
                         let begin = Instant::now();
                         log.commit_async(batch).await.expect("commit");
                         latencies.push(begin.elapsed().as_micros() as u64);
@@ -232,14 +230,7 @@ fn interleaved_single_writer(dir: &Path, blocks: u64) -> (f64, f64) {
         }
         for _ in 0..100 {
             index += 1;
-            let batch = WalBatch {
-                entries: vec![Entry {
-                    term: 1,
-                    index,
-                    payload: Payload::Command(payload.clone()),
-                }],
-                ..WalBatch::default()
-            };
+            let batch = one_entry(index, &payload);
             let begin = Instant::now();
             log.commit(batch).expect("commit");
             logged.push(begin.elapsed().as_micros() as u64);

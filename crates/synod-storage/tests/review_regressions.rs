@@ -32,10 +32,9 @@ fn dir() -> &'static Path {
     Path::new("/wal")
 }
 
-/// ENOSPC on the first write after a roll drops the repeated hard state; later frames go
-/// into the new segment without it; compaction then removes the only copy.
-#[test]
-fn hard_state_survives_a_full_disk_right_after_a_roll_and_compaction() {
+/// A log with the hard state in its first frame and its one segment nearly full, so that the
+/// next 150-byte batch starts a new segment.
+fn one_segment_nearly_full() -> (FaultFs, Wal<FaultFs>) {
     let fs = FaultFs::new();
     let (mut wal, _) = Wal::open(fs.clone(), dir(), SEG).unwrap();
     wal.append(&WalBatch {
@@ -48,6 +47,14 @@ fn hard_state_survives_a_full_disk_right_after_a_roll_and_compaction() {
         wal.append(&batch(i, 150)).unwrap();
         wal.sync().unwrap();
     }
+    (fs, wal)
+}
+
+/// ENOSPC on the first write after a roll drops the repeated hard state; later frames go
+/// into the new segment without it; compaction then removes the only copy.
+#[test]
+fn hard_state_survives_a_full_disk_right_after_a_roll_and_compaction() {
+    let (fs, mut wal) = one_segment_nearly_full();
     // Next append rolls; make the write after the roll fail.
     let used: u64 = fs.files().iter().map(|p| fs.file_len(p).unwrap()).sum();
     fs.set_capacity(Some(used + 20));
@@ -69,22 +76,11 @@ fn hard_state_survives_a_full_disk_right_after_a_roll_and_compaction() {
     );
 }
 
-/// a crash right after a roll leaves an empty last segment; recovery appends into it
+/// A crash right after a roll leaves an empty last segment; recovery appends into it
 /// without repeating the hard state; compaction then removes the only copy.
 #[test]
 fn hard_state_survives_a_crash_right_after_a_roll_and_compaction() {
-    let fs = FaultFs::new();
-    let (mut wal, _) = Wal::open(fs.clone(), dir(), SEG).unwrap();
-    wal.append(&WalBatch {
-        hard_state: Some(b"term=7,vote=3".to_vec()),
-        ..batch(1, 10)
-    })
-    .unwrap();
-    wal.sync().unwrap();
-    for i in 2..6 {
-        wal.append(&batch(i, 150)).unwrap();
-        wal.sync().unwrap();
-    }
+    let (fs, mut wal) = one_segment_nearly_full();
     wal.append(&batch(6, 150)).unwrap(); // rolls; checkpoint + batch 6 pending, not synced
     assert_eq!(wal.segment_count(), 2);
     drop(wal);
