@@ -479,18 +479,22 @@ fn validate_txn(request: &TxnRequest) -> Result<(), KvError> {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         collect_writes(branch, &mut puts, &mut deletes)?;
-        puts.sort();
-        if puts.windows(2).any(|w| w[0] == w[1]) {
+        if conflict(&puts, &deletes) {
             return Err(KvError::DuplicateKey);
-        }
-        // A put inside a range the same branch deletes conflicts; deletes never conflict.
-        for (start, end) in &deletes {
-            if puts.iter().any(|key| in_range(key, start, end)) {
-                return Err(KvError::DuplicateKey);
-            }
         }
     }
     Ok(())
+}
+
+/// etcd's rule: two puts of one key conflict, and so does a put inside a deleted range;
+/// deletes never conflict with each other.
+fn conflict(puts: &[Bytes], deletes: &[(Bytes, Bytes)]) -> bool {
+    let mut sorted = puts.to_vec();
+    sorted.sort();
+    sorted.windows(2).any(|w| w[0] == w[1])
+        || deletes
+            .iter()
+            .any(|(start, end)| puts.iter().any(|key| in_range(key, start, end)))
 }
 
 /// The keys a branch puts and the ranges it deletes, nested transactions' branches included
@@ -524,15 +528,8 @@ fn collect_writes(
                 collect_writes(&nested.success, &mut success.0, &mut success.1)?;
                 let mut failure = (puts.clone(), deletes.clone());
                 collect_writes(&nested.failure, &mut failure.0, &mut failure.1)?;
-                for (p, d) in [&success, &failure] {
-                    let mut sorted = p.clone();
-                    sorted.sort();
-                    if sorted.windows(2).any(|w| w[0] == w[1])
-                        || d.iter()
-                            .any(|(s, e)| p.iter().any(|key| in_range(key, s, e)))
-                    {
-                        return Err(KvError::DuplicateKey);
-                    }
+                if conflict(&success.0, &success.1) || conflict(&failure.0, &failure.1) {
+                    return Err(KvError::DuplicateKey);
                 }
                 // Later outer writes must not conflict with either nested branch. A key both
                 // nested branches put is one key here: only one of them runs.

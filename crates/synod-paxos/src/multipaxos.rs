@@ -259,6 +259,9 @@ pub struct PaxosNode {
     gated: Vec<Envelope<Message>>,
     /// Entries to store with the next write, in the order they were accepted.
     unwritten: Vec<Entry>,
+    /// The lowest slot in `unwritten`: applying stops below it (kept, not searched, because
+    /// every ready batch asks).
+    unwritten_min: Option<Index>,
     unwritten_snapshot: Option<SnapshotMeta>,
     hard_state_dirty: bool,
     pending_writes: VecDeque<PendingWrite>,
@@ -345,6 +348,7 @@ impl PaxosNode {
             msgs: Vec::new(),
             gated: Vec::new(),
             unwritten: Vec::new(),
+            unwritten_min: None,
             unwritten_snapshot: None,
             hard_state_dirty: false,
             pending_writes: VecDeque::new(),
@@ -448,6 +452,10 @@ impl PaxosNode {
 
     fn store(&mut self, entry: Entry) {
         if self.log.store(entry.clone()) {
+            self.unwritten_min = Some(
+                self.unwritten_min
+                    .map_or(entry.index, |m| m.min(entry.index)),
+            );
             self.unwritten.push(entry);
         }
     }
@@ -478,7 +486,7 @@ impl PaxosNode {
             .pending_writes
             .iter()
             .filter_map(|w| w.min_slot)
-            .chain(self.unwritten.iter().map(|e| e.index).min())
+            .chain(self.unwritten_min)
             .min();
         lowest.map_or(Index::MAX, |slot| slot - 1)
     }
@@ -824,7 +832,7 @@ impl PaxosNode {
                 });
             }
         }
-        debug_assert_eq!(self.log.commit(), slot.max(self.log.commit()));
+        debug_assert!(self.log.commit() >= slot);
         if self.log.commit() == self.last_assigned {
             self.phase1 = Some(Phase1 {
                 ballot: self.ballot,
@@ -1088,9 +1096,11 @@ impl PaxosNode {
             }
             self.log.install_snapshot(snapshot.clone());
             self.unwritten.clear();
+            self.unwritten_min = None;
             let retained: Vec<Entry> = self.log.entries_from(snapshot.index + 1).cloned().collect();
             // Storage drops the whole log when it installs a snapshot; the accepted entries
             // above it must be stored again, or this acceptor would forget what it accepted.
+            self.unwritten_min = retained.first().map(|e| e.index);
             self.unwritten.extend(retained);
             self.unwritten_snapshot = Some(snapshot);
             self.hard_state_dirty = true;
@@ -1448,7 +1458,7 @@ impl PaxosNode {
         });
         self.pending_writes.push_back(PendingWrite {
             seq,
-            min_slot: entries.first().map(|e| e.index),
+            min_slot: self.unwritten_min.take(),
             snapshot: snapshot.is_some(),
             promised: self.promised,
             gated: std::mem::take(&mut self.gated),

@@ -21,6 +21,23 @@ use synod_storage::wal::{Wal, WalBatch, WalOptions};
 
 const ENTRY_BYTES: usize = 256;
 
+/// The figures of a group-commit run, after printing how many fdatasyncs it took.
+fn figures(
+    kind: &str,
+    ops: u64,
+    log: &GroupCommit<RealFs>,
+    start: Instant,
+    latencies_us: Vec<u64>,
+) -> Figures {
+    let elapsed = start.elapsed();
+    println!("    {kind}: {ops} commits in {} fdatasyncs", log.rounds());
+    Figures {
+        ops,
+        elapsed,
+        latencies_us,
+    }
+}
+
 /// A batch of one entry at `index`.
 fn one_entry(index: u64, payload: &Bytes) -> WalBatch {
     WalBatch {
@@ -102,16 +119,13 @@ fn group_commit(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures {
         .into_iter()
         .flat_map(|t| t.join().expect("writer thread"))
         .collect();
-    println!(
-        "    {writers} writers: {} commits in {} fdatasyncs",
+    figures(
+        &format!("{writers} writers"),
         writers * ops_per_writer,
-        log.rounds()
-    );
-    Figures {
-        ops: writers * ops_per_writer,
-        elapsed: start.elapsed(),
+        &log,
+        start,
         latencies_us,
-    }
+    )
 }
 
 /// Writes about `bytes` of log (256-byte entries in batches of 1,000), then times recovery.
@@ -199,16 +213,13 @@ fn group_commit_tasks(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures 
         }
         all
     });
-    println!(
-        "    {writers} tasks: {} commits in {} fdatasyncs",
+    figures(
+        &format!("{writers} tasks"),
         writers * ops_per_writer,
-        log.rounds()
-    );
-    Figures {
-        ops: writers * ops_per_writer,
-        elapsed: start.elapsed(),
+        &log,
+        start,
         latencies_us,
-    }
+    )
 }
 
 /// One raw writer and one WAL writer (the blocking API), alternating in blocks of 100 so that
