@@ -35,8 +35,9 @@
 //! - directories created by `create_dir_all` are all kept;
 //! - every [`FaultFile`] opened before the crash fails from then on (each handle carries the
 //!   generation it was opened in, and a crash starts a new one);
-//! - the counters ([`FaultFs::sync_count`], [`FaultFs::op_count`]), the capacity and an armed
-//!   [`FaultFs::fail_next_sync`] are kept: they describe the test, not the disk.
+//! - the counters ([`FaultFs::sync_count`], [`FaultFs::op_count`]), the capacity, the
+//!   short-write setting and an armed [`FaultFs::fail_next_sync`], [`FaultFs::fail_next_write`]
+//!   or [`FaultFs::fail_next_sync_dir`] are kept: they describe the test, not the disk.
 //!
 //! A cross-directory rename that only one of the two directories synced comes back from a crash
 //! with the file under both names, or under neither; synod only renames within a directory.
@@ -49,7 +50,14 @@
 //! | [`FaultFs::crash_tearing`] | a power loss in the middle of writeback: a prefix of each file's pending appends reached the disk |
 //! | [`FaultFs::flip_bit`] | bit rot: one bit of a file's durable (and so visible) contents flips |
 //! | [`FaultFs::fail_next_sync`] | the next `sync_data` fails with `EIO` and the file's pending writes are dropped |
+//! | [`FaultFs::fail_next_write`] | the next `write_all` stores a prefix of its data of a chosen length (possibly empty), then fails with `EIO` |
+//! | [`FaultFs::fail_next_sync_dir`] | the next `sync_dir` fails with `EIO`; the directory's durable entries stay as they were |
 //! | [`FaultFs::set_capacity`] | a disk size: a write that would exceed it fails with `ENOSPC` and writes nothing |
+//! | [`FaultFs::set_short_writes`] | with a capacity: a write that would exceed it first stores the prefix that fits, then fails with `ENOSPC`, as `write_all` over a real kernel does |
+//!
+//! Every failed write leaves what it stored (a prefix of its data, maybe empty) in the file as a
+//! pending append, visible to reads and lost at a crash like any other: the caller cannot know
+//! how much that was, except by the file's length.
 //!
 //! Everything is deterministic: no clock, no randomness, and every listing is sorted. A test that
 //! wants random faults passes a seeded RNG into the [`FaultFs::crash_tearing`] callback or draws
@@ -62,7 +70,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::fs::{Fs, FsFile};
 
-/// `EIO`, which a failed fsync returns.
+/// `EIO`, which a failed fsync or write returns.
 const EIO: i32 = 5;
 /// `ENOSPC`, which a write to a full disk returns.
 const ENOSPC: i32 = 28;
@@ -107,7 +115,12 @@ struct State {
     /// handle of this generation refers to (see [`State::collect_garbage`]).
     inodes: BTreeMap<InodeId, Inode>,
     capacity_bytes: Option<u64>,
+    /// Whether a write past the capacity stores the prefix that fits before it fails.
+    short_writes: bool,
     fail_next_sync: bool,
+    /// Armed by [`FaultFs::fail_next_write`]: how many bytes the failing write stores first.
+    fail_next_write: Option<usize>,
+    fail_next_sync_dir: bool,
     sync_count: u64,
     op_count: u64,
 }
@@ -150,7 +163,10 @@ impl Default for State {
             dirs,
             inodes: BTreeMap::new(),
             capacity_bytes: None,
+            short_writes: false,
             fail_next_sync: false,
+            fail_next_write: None,
+            fail_next_sync_dir: false,
             sync_count: 0,
             op_count: 0,
         }
@@ -298,15 +314,10 @@ impl State {
             .retain(|id, inode| inode.open_handles > 0 || linked.contains(id));
     }
 
-    /// Fails with `ENOSPC` unless the disk has room for `growth` more bytes. The space used is
-    /// the visible length of every file that is visible or open.
-    fn check_room(&self, growth: u64) -> io::Result<()> {
-        let Some(capacity) = self.capacity_bytes else {
-            return Ok(());
-        };
-        if growth == 0 {
-            return Ok(());
-        }
+    /// The bytes the disk still has room for (`None`: unlimited). The space used is the
+    /// visible length of every file that is visible or open.
+    fn free_bytes(&self) -> Option<u64> {
+        let capacity = self.capacity_bytes?;
         let linked = self.linked(false);
         let used: u64 = self
             .inodes
@@ -314,10 +325,38 @@ impl State {
             .filter(|(id, inode)| inode.open_handles > 0 || linked.contains(id))
             .map(|(_, inode)| inode.visible.len() as u64)
             .sum();
-        if used.saturating_add(growth) > capacity {
-            return Err(io::Error::from_raw_os_error(ENOSPC));
+        Some(capacity.saturating_sub(used))
+    }
+
+    /// Fails with `ENOSPC` unless the disk has room for `growth` more bytes.
+    fn check_room(&self, growth: u64) -> io::Result<()> {
+        if growth == 0 {
+            return Ok(());
         }
-        Ok(())
+        match self.free_bytes() {
+            Some(free) if growth > free => Err(io::Error::from_raw_os_error(ENOSPC)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends `data` to the visible contents of inode `id`, as a pending write; returns the
+    /// new visible length.
+    fn append(&mut self, id: InodeId, data: &[u8]) -> u64 {
+        let inode = self
+            .inodes
+            .get_mut(&id)
+            .expect("FaultFs: an open handle keeps its inode");
+        if !data.is_empty() {
+            inode.visible.extend_from_slice(data);
+            // Coalescing appends keeps the write stream the same and the pending list short.
+            if let Some(Pending::Append(last)) = inode.pending.last_mut() {
+                last.extend_from_slice(data);
+            } else {
+                inode.pending.push(Pending::Append(data.to_vec()));
+            }
+            inode.check();
+        }
+        inode.visible.len() as u64
     }
 }
 
@@ -440,12 +479,44 @@ impl FaultFs {
         self.lock().fail_next_sync = true;
     }
 
+    /// Makes the next [`FsFile::write_all`] (on any file) store the first `stored_bytes` of its
+    /// data (fewer if the data is shorter or the disk has no room for them) and then fail with
+    /// `EIO` (`io::Error::from_raw_os_error(5)`).
+    ///
+    /// This is a write whose outcome the caller cannot know: a device or file system error, after
+    /// which part of the data may sit in the page cache. The stored prefix is a pending write like
+    /// any other: reads see it, a sync makes it durable, a crash loses it. Arming it twice before
+    /// a write still fails one write, storing the prefix armed last.
+    pub fn fail_next_write(&self, stored_bytes: usize) {
+        self.lock().fail_next_write = Some(stored_bytes);
+    }
+
+    /// Makes the next [`Fs::sync_dir`] (of any existing directory) fail with `EIO`.
+    ///
+    /// The directory's durable entries stay as they were before the call, and its visible entries
+    /// stay as they are: a crash now reverts the creations, renames and removals since its last
+    /// successful sync, and a later successful sync makes them durable. (A real failed directory
+    /// fsync may have made some of them durable; storage must assume either.)
+    pub fn fail_next_sync_dir(&self) {
+        self.lock().fail_next_sync_dir = true;
+    }
+
     /// Sets the disk size in bytes (`None`: unlimited). A write or a `set_len` growth that would
     /// take the total visible length of all visible or open files beyond it fails with `ENOSPC`
-    /// (`io::Error::from_raw_os_error(28)`) and writes nothing. Lowering it below the space in use
-    /// removes nothing; only growth fails.
+    /// (`io::Error::from_raw_os_error(28)`) and writes nothing (but see
+    /// [`FaultFs::set_short_writes`]). Lowering it below the space in use removes nothing; only
+    /// growth fails.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity_bytes = bytes;
+    }
+
+    /// With `true`, a write that would exceed the capacity first stores the prefix of its data
+    /// that fits, and only then fails with `ENOSPC`: what `write_all` does over a real kernel,
+    /// where `write(2)` returns a short count once the disk fills and the retry gets `ENOSPC`.
+    /// The stored prefix is a pending write, as with [`FaultFs::fail_next_write`]. A `set_len`
+    /// growth past the capacity still changes nothing. Off by default.
+    pub fn set_short_writes(&self, enabled: bool) {
+        self.lock().short_writes = enabled;
     }
 
     /// What a crash would leave at `path`: the durable contents of the file its durable entry
@@ -526,20 +597,19 @@ impl FsFile for FaultFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut state = lock_live(&self.fs, self.generation, &self.path, self.inode)?;
         let id = self.inode;
-        state.check_room(data.len() as u64)?;
-        let inode = state.inodes.get_mut(&id).expect("checked by op");
-        if data.is_empty() {
-            return Ok(());
+        let free = state.free_bytes().map_or(usize::MAX, to_usize);
+        if let Some(stored_bytes) = state.fail_next_write.take() {
+            let stored = stored_bytes.min(data.len()).min(free);
+            self.last_len = state.append(id, &data[..stored]);
+            return Err(io::Error::from_raw_os_error(EIO));
         }
-        inode.visible.extend_from_slice(data);
-        // Coalescing appends keeps the write stream the same and the pending list short.
-        if let Some(Pending::Append(last)) = inode.pending.last_mut() {
-            last.extend_from_slice(data);
-        } else {
-            inode.pending.push(Pending::Append(data.to_vec()));
+        if let Err(error) = state.check_room(data.len() as u64) {
+            if state.short_writes {
+                self.last_len = state.append(id, &data[..free.min(data.len())]);
+            }
+            return Err(error);
         }
-        inode.check();
-        self.last_len = inode.visible.len() as u64;
+        self.last_len = state.append(id, data);
         Ok(())
     }
 
@@ -709,6 +779,10 @@ impl Fs for FaultFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.op();
+        state.dir_mut(dir)?;
+        if std::mem::take(&mut state.fail_next_sync_dir) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         let entries = state.dir_mut(dir)?;
         entries.durable.clone_from(&entries.visible);
         state.collect_garbage();
@@ -966,6 +1040,59 @@ mod tests {
         file.set_len(0).unwrap();
         fs.set_capacity(None);
         file.write_all(&[0; 100]).unwrap();
+    }
+
+    #[test]
+    fn short_writes_store_what_fits_before_enospc() {
+        let (fs, mut file) = setup(b"abc");
+        fs.set_capacity(Some(6));
+        fs.set_short_writes(true);
+        assert_eq!(raw_os_error(file.write_all(b"defgh")), Some(ENOSPC));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdef");
+        assert_eq!(file.len(), 6);
+        // The disk is full now: the next write stores nothing, and growth by set_len none.
+        assert_eq!(raw_os_error(file.write_all(b"g")), Some(ENOSPC));
+        assert_eq!(raw_os_error(file.set_len(9)), Some(ENOSPC));
+        assert_eq!(file.len(), 6);
+        // The stored prefix is pending like any write: a crash loses it.
+        fs.crash();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn a_failed_write_stores_the_armed_prefix_and_returns_eio() {
+        let (fs, mut file) = setup(b"abc");
+        fs.fail_next_write(2);
+        assert_eq!(raw_os_error(file.write_all(b"defg")), Some(EIO));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcde");
+        assert_eq!(file.len(), 5);
+        // One-shot: the next write succeeds.
+        file.write_all(b"X").unwrap();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdeX");
+        // A prefix longer than the data stores the data, and still fails.
+        fs.fail_next_write(100);
+        assert_eq!(raw_os_error(file.write_all(b"Y")), Some(EIO));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdeXY");
+        file.sync_data().unwrap();
+        fs.crash();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdeXY");
+    }
+
+    #[test]
+    fn a_failed_directory_sync_returns_eio_and_makes_nothing_durable() {
+        let (fs, _) = setup(b"");
+        drop(fs.create(&path("/d/new")).unwrap());
+        fs.fail_next_sync_dir();
+        assert_eq!(raw_os_error(fs.sync_dir(&path("/d"))), Some(EIO));
+        assert_eq!(fs.durable_contents(&path("/d/new")), None);
+        assert_eq!(fs.files(), vec![path("/d/f"), path("/d/new")]);
+        fs.crash();
+        assert_eq!(fs.files(), vec![path("/d/f")]);
+        // One-shot: the next sync succeeds.
+        drop(fs.create(&path("/d/new")).unwrap());
+        fs.sync_dir(&path("/d")).unwrap();
+        fs.crash();
+        assert_eq!(fs.files(), vec![path("/d/f"), path("/d/new")]);
     }
 
     #[test]

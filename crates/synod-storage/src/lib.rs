@@ -8,6 +8,8 @@
 //!   that cuts a torn tail and refuses damaged durable data.
 //! - [`group`]: group commit, so that concurrent writers share each `fdatasync`.
 //! - [`snapshot`]: the snapshot store: streamed, checksummed snapshot files installed atomically.
+//! - [`member`]: recovering one member's durable state: which log entries above the newest
+//!   snapshot it boots from, by the protocol's rule.
 //! - [`codec`]: the binary encodings of entries, configurations and snapshot metadata.
 
 #![warn(missing_docs)]
@@ -16,5 +18,6 @@ pub mod codec;
 pub mod fault;
 pub mod fs;
 pub mod group;
+pub mod member;
 pub mod snapshot;
 pub mod wal;

@@ -36,14 +36,23 @@
 //! | a valid frame whose body does not decode | refuses to start, as above |
 //! | a segment file with a name that does not parse | ignored, with a warning |
 //!
+//! The log returns every entry it holds. Which of them a member boots from, given its newest
+//! snapshot (a crash while installing a snapshot from the leader leaves old entries above it),
+//! is the rule of [`crate::member`].
+//!
 //! # Failures while running
 //!
-//! - A failed `fdatasync` poisons the log: every later call fails with [`WalError::Poisoned`].
-//!   The kernel may already have dropped the pages that failed to write, so retrying could
-//!   report durable what is lost; the process must stop and recover from what is on disk.
-//! - A write that fails (a full disk) cuts the segment back to where it was, so nothing durable
-//!   is touched and no partial frame is left for later frames to follow; the error is
-//!   returned and the log stays usable. If the cut itself fails, the log is poisoned.
+//! A poisoned log fails every later call with [`WalError::Poisoned`]: the process must stop
+//! and recover from what is on disk, by the table above.
+//!
+//! | failure | the log | why |
+//! |---|---|---|
+//! | `fdatasync` of a segment | returns the error, poisoned | the kernel may already have dropped the pages that failed to write, so a retry could report durable what is lost ("fsyncgate") |
+//! | a write fails with `ENOSPC` (a full disk), having stored nothing or, as a short write, a prefix of the frames | cuts the segment back to its length before the write and syncs the cut, returns [`WalError::StorageFull`], stays usable | a full disk is a clean refusal: nothing durable was touched, and after the synced cut no partial frame is left for later frames to follow and no frame of the refused write can come back after a crash. If the cut or its sync fails, poisoned |
+//! | a write fails any other way (`EIO`) | tries the same cut, returns [`WalError::Io`], poisoned | a device or file-system error leaves the kernel's state unknown (how much of the write sits in the page cache, whether the page it shares with the last durable frame is intact), so nothing more is written. Synced frames are durable either way; what of the failed write reached the disk is a torn tail that recovery cuts, or whole frames of batches that were reported failed, which is safe: an unacknowledged write may or may not have happened |
+//! | creating a segment at a roll, or syncing the directory after it | returns the error, poisoned | the directory holds a file this process does not track, whose name may or may not be durable |
+//! | syncing the directory after compaction removed segments | returns the error, poisoned, as for any failed fsync; the removed segments are forgotten | whether the removals are durable is unknown; a segment that comes back holds only entries the snapshot covers and replays harmlessly before the newer ones |
+//! | removing a segment at compaction | returns the error, stays usable | `unlink` either happened or did not; the segments not removed are still tracked and go at the next compaction |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -195,8 +204,9 @@ pub enum WalError {
         /// The batch's encoded size.
         bytes: usize,
     },
-    /// An earlier `fdatasync` failed; the log must be reopened from disk.
-    #[error("the write-ahead log is unusable after a failed fdatasync; restart to recover")]
+    /// An earlier fsync or write failed in a way that leaves the disk's state unknown; the log
+    /// must be reopened from disk (see the [module documentation](self#failures-while-running)).
+    #[error("the write-ahead log is unusable after a failed fsync or write; restart to recover")]
     Poisoned,
 }
 
@@ -496,8 +506,9 @@ impl<F: Fs> Wal<F> {
         Ok(())
     }
 
-    /// Writes the queued frames with one write. On failure cuts the segment back to where it
-    /// was and drops them: none of them is stored.
+    /// Writes the queued frames with one write. On failure drops them and cuts the segment
+    /// back to where it was; on a full disk the cut is synced and the log stays usable, on any
+    /// other failure it is poisoned (see the [module documentation](self#failures-while-running)).
     fn flush(&mut self) -> Result<(), WalError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -505,26 +516,32 @@ impl<F: Fs> Wal<F> {
         let before = self.file.len();
         let result = self.file.write_all(&self.pending);
         self.pending.clear();
-        if let Err(error) = result {
-            self.pending_hard_state = None;
-            if self.file.set_len(before).is_err() {
-                self.poisoned = true;
+        let Err(error) = result else {
+            if let Some(hard_state) = self.pending_hard_state.take() {
+                self.hard_state = Some(hard_state);
             }
-            let path = self.current_path().to_path_buf();
-            return Err(if is_storage_full(&error) {
-                WalError::StorageFull { path }
-            } else {
-                WalError::Io {
-                    op: "write",
-                    path,
-                    source: error,
-                }
-            });
+            return Ok(());
+        };
+        self.pending_hard_state = None;
+        let path = self.current_path().to_path_buf();
+        // A short write may have stored part of the frames: the cut removes them. Every byte
+        // before `before` was written by an earlier flush, and each flush is followed by a sync
+        // before the next, so the sync here makes durable only the cut.
+        let cut = self
+            .file
+            .set_len(before)
+            .and_then(|()| self.file.sync_data());
+        if !is_storage_full(&error) || cut.is_err() {
+            self.poisoned = true;
         }
-        if let Some(hard_state) = self.pending_hard_state.take() {
-            self.hard_state = Some(hard_state);
+        if is_storage_full(&error) {
+            return Err(WalError::StorageFull { path });
         }
-        Ok(())
+        Err(WalError::Io {
+            op: "write",
+            path,
+            source: error,
+        })
     }
 
     /// Starts a new segment: syncs the current one, creates the next, syncs the directory,
@@ -565,8 +582,9 @@ impl<F: Fs> Wal<F> {
     }
 
     /// Writes every queued batch and makes it durable, with one write and one `fdatasync`. A
-    /// failed write (a full disk) stores none of them and leaves the log usable; a failed
-    /// sync poisons it (see the [module documentation](self#failures-while-running)).
+    /// write refused for a full disk stores none of them and leaves the log usable; any other
+    /// failed write, and a failed sync, poisons it (see the
+    /// [module documentation](self#failures-while-running)).
     pub fn sync(&mut self) -> Result<(), WalError> {
         self.check_usable()?;
         if let Some(reason) = self.unstored.take() {
@@ -628,17 +646,32 @@ impl<F: Fs> Wal<F> {
             .iter()
             .take_while(|s| s.max_index <= snapshot_index)
             .count();
-        for segment in self.segments.drain(..removable) {
-            self.fs
-                .remove(&segment.path)
-                .map_err(io_error("remove", &segment.path))?;
+        let mut removed = 0;
+        let mut failure = None;
+        for segment in &self.segments[..removable] {
+            if let Err(source) = self.fs.remove(&segment.path) {
+                failure = Some(io_error("remove", &segment.path)(source));
+                break;
+            }
+            removed += 1;
         }
-        if removable > 0 {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(io_error("sync directory", &self.dir))?;
+        // Only the segments actually removed are forgotten; the rest go at the next compaction.
+        self.segments.drain(..removed);
+        debug_assert!(
+            !self.segments.is_empty(),
+            "the current segment is never removed"
+        );
+        if removed > 0
+            && let Err(source) = self.fs.sync_dir(&self.dir)
+        {
+            // Whether the removals are durable is unknown, as after any failed fsync.
+            self.poisoned = true;
+            return Err(io_error("sync directory", &self.dir)(source));
         }
-        Ok(removable)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(removed),
+        }
     }
 
     /// The number of segment files.

@@ -1497,7 +1497,7 @@ impl<E: Engine> Sim<E> {
             // The member comes back from what the real recovery code finds, which must be
             // exactly what it had made durable.
             let recovered = storage
-                .recover::<E::HardState>()
+                .recover::<E::HardState>(E::LOG_MATCHING)
                 .and_then(|disk| storage::same_durable_state(&disk, &node.disk).map(|()| disk));
             match recovered {
                 Ok(disk) => node.disk = disk,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use synod_core::{DurableState, Index, SnapshotMeta, Write};
 use synod_storage::fault::FaultFs;
+use synod_storage::member::{self, LogPolicy};
 use synod_storage::snapshot::SnapshotStore;
 use synod_storage::wal::{Wal, WalBatch, WalOptions};
 
@@ -152,8 +153,10 @@ impl RealStorage {
         }
     }
 
-    /// Recovers the member's durable state with the real recovery code.
-    pub fn recover<H: DurableState>(&mut self) -> Result<Disk<H>, String> {
+    /// Recovers the member's durable state with the real recovery code. `log_matching` is the
+    /// engine's `Engine::LOG_MATCHING`: it picks the rule for log entries above the snapshot
+    /// (see `synod_storage::member`).
+    pub fn recover<H: DurableState>(&mut self, log_matching: bool) -> Result<Disk<H>, String> {
         let (wal, recovered) = Wal::open(
             self.fs.clone(),
             Path::new(WAL_DIR),
@@ -172,22 +175,18 @@ impl RealStorage {
             .read_all(meta.index)
             .map_err(|e| format!("reading snapshot {}: {e}", meta.index))?;
         let data = decode_kv(&bytes).ok_or("the snapshot's contents do not decode")?;
-        let hard_state = match recovered.hard_state {
+        let boot = member::recover(recovered, &meta, LogPolicy::from_log_matching(log_matching));
+        let hard_state = match boot.hard_state {
             Some(bytes) => Some(H::decode(&bytes).ok_or("the hard state does not decode")?),
             None => None,
         };
-        let entries = recovered
-            .entries
-            .into_iter()
-            .filter(|(index, _)| *index > meta.index)
-            .collect();
         self.wal = wal;
         self.snapshots = snapshots;
         Ok(Disk {
             hard_state,
             snapshot: meta,
             snapshot_data: Arc::new(data),
-            entries,
+            entries: boot.entries,
         })
     }
 }
