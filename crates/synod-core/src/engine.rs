@@ -19,6 +19,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::entry::Entry;
@@ -27,7 +28,7 @@ use crate::snapshot::SnapshotMeta;
 use crate::types::{Index, NodeId, ReadContext, Term};
 
 /// A message with its sender and recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope<M> {
     /// The sender.
     pub from: NodeId,

@@ -1,12 +1,13 @@
 //! The replicated log entry.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
 use crate::membership::Membership;
 use crate::types::{Index, Term};
 
 /// One entry of the replicated log.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     /// The epoch in which the entry was proposed (Raft term or Paxos ballot).
     pub term: Term,
@@ -17,7 +18,7 @@ pub struct Entry {
 }
 
 /// What a log entry carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Payload {
     /// Appended by a new leader to commit the entries of earlier terms (Raft §5.4.2, §8), or to
     /// fill a gap in the log (Multi-Paxos). The state machine skips it.

@@ -9,6 +9,7 @@
 //! - [`membership`]: cluster configurations, single-server and joint changes.
 //! - [`quorum`]: majority, joint and flexible quorum math, as pure functions.
 //! - [`snapshot`]: the metadata of a state-machine snapshot.
+//! - [`wire`]: the binary encoding of engine messages and log commands.
 //! - [`engine`]: the [`Engine`](engine::Engine) trait and its output batch,
 //!   [`Ready`](engine::Ready), whose durable part is a [`Write`](engine::Write) that must be
 //!   handed back to the engine before the messages that wait on it can leave.
@@ -23,6 +24,7 @@ pub mod membership;
 pub mod quorum;
 pub mod snapshot;
 pub mod types;
+pub mod wire;
 
 pub use engine::{
     CompactError, DurableState, Engine, Envelope, Proposal, ProposeError, ReadError, ReadState,
@@ -32,3 +34,4 @@ pub use entry::{Entry, Payload};
 pub use membership::{ConfChange, Membership, MembershipError};
 pub use snapshot::SnapshotMeta;
 pub use types::{Index, NodeId, ReadContext, Term};
+pub use wire::WireError;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::types::NodeId;
@@ -16,7 +17,7 @@ use crate::types::NodeId;
 /// Invariants (checked by [`Membership::validate`]):
 /// - the incoming voters and the learners are disjoint;
 /// - if the configuration is joint, the incoming voter set is not empty.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
 pub struct Membership {
     /// The voters (of the new configuration, while joint).
     pub voters: BTreeSet<NodeId>,
@@ -27,7 +28,7 @@ pub struct Membership {
 }
 
 /// A requested change of configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfChange {
     /// Single-server change: add a voter, or promote a learner to a voter.
     AddVoter(NodeId),

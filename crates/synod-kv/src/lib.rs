@@ -6,6 +6,8 @@
 //!   `prev_kv`; transactions with compares; compaction.
 //! - [`types`]: requests and responses shaped after `etcdserverpb`.
 //! - [`error`]: errors with etcd's exact messages.
+//! - [`command`]: the commands of the replicated state machine, as log-entry bytes, and
+//!   [`MvccStore::apply`].
 //! - [`snapshot`]: the store as bytes, for state-machine snapshots.
 //!
 //! The store is deterministic and does no I/O: every replica applies the same committed
@@ -13,12 +15,14 @@
 
 #![warn(missing_docs)]
 
+pub mod command;
 pub mod error;
 pub mod snapshot;
 pub mod store;
 pub mod types;
 
+pub use command::{Command, CommandEnvelope, Response};
 pub use error::{GrpcCode, KvError};
 pub use snapshot::SnapshotError;
-pub use store::{MAX_TXN_OPS, MvccStore};
+pub use store::{MAX_TXN_DEPTH, MAX_TXN_OPS, MvccStore, REVISION_OVERHEAD_BYTES};
 pub use types::*;

@@ -1,17 +1,23 @@
 //! The store as bytes, for state-machine snapshots (log compaction and catching up a member).
 //!
+//! A snapshot also records the log index of the last command applied to the store, so that a
+//! member restoring it knows where in the log to resume applying.
+//!
 //! | field | encoding |
 //! |---|---|
-//! | magic | `SYNKV001` (8 bytes) |
+//! | magic | `SYNKV002` (8 bytes; version 1 had no applied index and no size) |
+//! | applied index | `u64` little-endian |
 //! | current revision, compacted revision | `i64` little-endian each |
+//! | size | `u64`: [`MvccStore::size_bytes`], which must match the versions that follow |
 //! | key count | `u64` |
 //! | per key: the key | `u32` length, bytes |
 //! | per key: version count | `u32` |
 //! | per version: revision, kind | `i64`; a byte, 0 for a deletion, 1 for a value |
 //! | per value: create revision, version, lease, value | `i64` ×3; `u32` length, bytes |
 //!
-//! Decoding checks every length against what is left and the store's invariants at the end,
-//! so damaged bytes give an error, never a panic or a store that breaks its invariants.
+//! Decoding checks every length against what is left and the store's invariants at the end
+//! (the recorded size included), so damaged bytes give an error, never a panic or a store that
+//! breaks its invariants. Other versions of the format are refused.
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -19,7 +25,7 @@ use thiserror::Error;
 use crate::store::{MvccStore, Version};
 use crate::types::KeyValue;
 
-const MAGIC: &[u8; 8] = b"SYNKV001";
+const MAGIC: &[u8; 8] = b"SYNKV002";
 
 /// Why snapshot bytes could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -50,6 +56,12 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
     fn i64(&mut self) -> Result<i64, SnapshotError> {
         Ok(i64::from_le_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
@@ -75,12 +87,19 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 impl MvccStore {
-    /// The whole store as bytes.
+    /// The whole store as bytes, recording an applied index of 0.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_with_applied_index(0)
+    }
+
+    /// The whole store as bytes, with the log index of the last command applied to it.
+    pub fn snapshot_with_applied_index(&self, applied_index: u64) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&applied_index.to_le_bytes());
         out.extend_from_slice(&self.current.to_le_bytes());
         out.extend_from_slice(&self.compacted.to_le_bytes());
+        out.extend_from_slice(&self.size_bytes.to_le_bytes());
         out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         for (key, versions) in &self.keys {
             put_bytes(&mut out, key);
@@ -102,16 +121,25 @@ impl MvccStore {
         out
     }
 
-    /// A store from [`MvccStore::snapshot`]'s bytes.
+    /// A store from [`MvccStore::snapshot`]'s bytes (the applied index is dropped).
     pub fn restore(bytes: &[u8]) -> Result<MvccStore, SnapshotError> {
+        MvccStore::restore_with_applied_index(bytes).map(|(store, _)| store)
+    }
+
+    /// A store and the applied index recorded with it, from
+    /// [`MvccStore::snapshot_with_applied_index`]'s bytes.
+    pub fn restore_with_applied_index(bytes: &[u8]) -> Result<(MvccStore, u64), SnapshotError> {
         let mut reader = Reader { bytes };
         if reader.take(MAGIC.len())? != MAGIC {
             return Err(invalid("bad magic"));
         }
+        let applied_index = reader.u64()?;
         let mut store = MvccStore::new();
         store.current = reader.i64()?;
         store.compacted = reader.i64()?;
-        let keys = u64::from_le_bytes(reader.take(8)?.try_into().expect("8 bytes"));
+        // Checked against the versions by `check` below.
+        store.size_bytes = reader.u64()?;
+        let keys = reader.u64()?;
         for _ in 0..keys {
             let key = reader.bytes()?;
             let count = reader.u32()? as usize;
@@ -150,6 +178,6 @@ impl MvccStore {
             return Err(invalid(format!("{} trailing bytes", reader.bytes.len())));
         }
         store.check().map_err(invalid)?;
-        Ok(store)
+        Ok((store, applied_index))
     }
 }

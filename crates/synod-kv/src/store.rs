@@ -11,9 +11,17 @@
 //! - a live version's `mod_revision` is its revision, its `create_revision` is at or below it,
 //!   and its `version` counts the puts since the key was created;
 //! - after compaction at `c`, no key's oldest version is a tombstone at or below `c`, and no key
-//!   keeps two versions at or below `c`.
+//!   keeps two versions at or below `c`;
+//! - `size_bytes` is the sum of [`MvccStore::version_size_bytes`] over every stored version.
+//!
+//! # Space accounting
+//!
+//! etcd refuses writes once its database reaches a quota. This store estimates its size as
+//! every stored version's key and value bytes plus [`REVISION_OVERHEAD_BYTES`], kept up to date
+//! on every write and compaction so that reading it is O(1). A put adds one version, a delete
+//! one tombstone per deleted key, and compaction removes the versions it forgets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -29,6 +37,18 @@ use crate::types::{
 /// `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
 
+/// The deepest nesting of transactions that can pass etcd's size check: each nested
+/// transaction gets the operation budget its parent leaves (`MAX_TXN_OPS` minus the parent's
+/// widest list), and a transaction that holds another uses at least one, so at most
+/// `MAX_TXN_OPS + 1` transactions nest. Decoding refuses deeper ones, bounding its recursion.
+pub const MAX_TXN_DEPTH: usize = MAX_TXN_OPS + 1;
+
+/// The bytes each stored version (a value or a tombstone) counts for in
+/// [`MvccStore::size_bytes`] besides its key and value: etcd's estimate of a key-value pair's
+/// metadata (`kvOverhead` in etcd's `quota.go`), so a put adds exactly what etcd's quota
+/// charges for it.
+pub const REVISION_OVERHEAD_BYTES: u64 = 256;
+
 /// One version of a key: its value, or `None` for a deletion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Version {
@@ -42,6 +62,8 @@ pub struct MvccStore {
     pub(crate) current: Revision,
     pub(crate) compacted: Revision,
     pub(crate) keys: BTreeMap<Bytes, Vec<Version>>,
+    /// Invariant: the sum of `version_size_bytes` over every stored version.
+    pub(crate) size_bytes: u64,
 }
 
 impl Default for MvccStore {
@@ -70,17 +92,6 @@ fn bounds(key: &Bytes, range_end: &Bytes) -> (Bound<Bytes>, Bound<Bytes>) {
     }
 }
 
-/// Whether `key` lies in the range `[start, range_end)` (etcd conventions).
-fn in_range(key: &[u8], start: &[u8], range_end: &[u8]) -> bool {
-    if range_end.is_empty() {
-        key == start
-    } else if range_end == [0] {
-        key >= start
-    } else {
-        key >= start && key < range_end
-    }
-}
-
 impl MvccStore {
     /// An empty store at revision 1.
     pub fn new() -> Self {
@@ -88,7 +99,22 @@ impl MvccStore {
             current: 1,
             compacted: 0,
             keys: BTreeMap::new(),
+            size_bytes: 0,
         }
+    }
+
+    /// The estimated size of the store: see [Space accounting](self#space-accounting). O(1).
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// What one stored version of `key` counts for in [`MvccStore::size_bytes`].
+    pub fn version_size_bytes(key: &[u8], value: Option<&[u8]>) -> u64 {
+        REVISION_OVERHEAD_BYTES + key.len() as u64 + value.map_or(0, |v| v.len() as u64)
+    }
+
+    fn stored_size_bytes(key: &[u8], version: &Version) -> u64 {
+        Self::version_size_bytes(key, version.kv.as_ref().map(|kv| kv.value.as_ref()))
     }
 
     /// The current revision.
@@ -241,15 +267,21 @@ impl MvccStore {
             value: request.value.clone(),
             lease: request.lease,
         };
+        let added = Self::version_size_bytes(&request.key, Some(&request.value));
         match versions.last_mut() {
             // A transaction never writes a key twice (validated before), but keep one version
             // per revision regardless.
-            Some(last) if last.revision == revision => last.kv = Some(kv),
+            Some(last) if last.revision == revision => {
+                let removed = Self::stored_size_bytes(&request.key, last);
+                last.kv = Some(kv);
+                self.size_bytes -= removed;
+            }
             _ => versions.push(Version {
                 revision,
                 kv: Some(kv),
             }),
         }
+        self.size_bytes += added;
         writer.changed = true;
         previous.filter(|_| request.prev_kv)
     }
@@ -289,21 +321,33 @@ impl MvccStore {
                 .keys
                 .get_mut(&kv.key)
                 .expect("a live key has a history");
+            let tombstone = Version { revision, kv: None };
+            let added = Self::stored_size_bytes(&kv.key, &tombstone);
             match versions.last_mut() {
-                Some(last) if last.revision == revision => last.kv = None,
-                _ => versions.push(Version { revision, kv: None }),
+                Some(last) if last.revision == revision => {
+                    self.size_bytes -= Self::stored_size_bytes(&kv.key, last);
+                    *last = tombstone;
+                }
+                _ => versions.push(tombstone),
             }
+            self.size_bytes += added;
             writer.changed = true;
         }
         let deleted = doomed.len() as i64;
         (deleted, if request.prev_kv { doomed } else { Vec::new() })
     }
 
-    /// Runs a transaction: one revision for all its writes.
+    /// Runs a transaction: one revision for all its writes. A refused transaction changes
+    /// nothing.
+    ///
+    /// As in etcd, every compare, nested transactions' included, is evaluated against the store
+    /// as it was before the transaction, and the reads on the path that will run are checked
+    /// before anything is written.
     pub fn txn(&mut self, request: &TxnRequest) -> Result<TxnResponse, KvError> {
         validate_txn(request)?;
+        self.check_txn_path(request)?;
         let mut writer = self.begin();
-        let (succeeded, responses) = self.apply_txn(&mut writer, request)?;
+        let (succeeded, responses) = self.apply_txn(&mut writer, request);
         self.commit(writer);
         let mut response = TxnResponse {
             revision: self.current,
@@ -314,13 +358,36 @@ impl MvccStore {
         Ok(response)
     }
 
-    fn apply_txn(
-        &mut self,
-        writer: &mut Writer,
-        request: &TxnRequest,
-    ) -> Result<(bool, Vec<ResponseOp>), KvError> {
-        let view = self.view(writer);
-        let succeeded = request.compare.iter().all(|c| self.holds(c, view));
+    /// Whether a transaction's compares hold. etcd evaluates every compare on the path,
+    /// nested ones included, against the store before the transaction (`compareToPath`); the
+    /// current revision is that store until the transaction commits.
+    fn txn_succeeds(&self, request: &TxnRequest) -> bool {
+        request.compare.iter().all(|c| self.holds(c, self.current))
+    }
+
+    /// etcd's `checkTxn`: the reads on the path that will run must be at readable revisions.
+    /// Checked before anything is written, so that a refused transaction changes nothing.
+    fn check_txn_path(&self, request: &TxnRequest) -> Result<(), KvError> {
+        let ops = if self.txn_succeeds(request) {
+            &request.success
+        } else {
+            &request.failure
+        };
+        for op in ops {
+            match op {
+                RequestOp::Range(range) if range.revision > 0 => {
+                    self.check_readable(range.revision)?;
+                }
+                RequestOp::Txn(nested) => self.check_txn_path(nested)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the path of a transaction that [`MvccStore::check_txn_path`] accepted.
+    fn apply_txn(&mut self, writer: &mut Writer, request: &TxnRequest) -> (bool, Vec<ResponseOp>) {
+        let succeeded = self.txn_succeeds(request);
         let ops = if succeeded {
             &request.success
         } else {
@@ -329,9 +396,10 @@ impl MvccStore {
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
-                RequestOp::Range(range) => {
-                    ResponseOp::Range(self.range_at(range, self.view(writer))?)
-                }
+                RequestOp::Range(range) => ResponseOp::Range(
+                    self.range_at(range, self.view(writer))
+                        .expect("check_txn_path checked the revision of every read on the path"),
+                ),
                 RequestOp::Put(put) => ResponseOp::Put(PutResponse {
                     revision: 0,
                     prev_kv: self.apply_put(writer, put),
@@ -345,7 +413,7 @@ impl MvccStore {
                     })
                 }
                 RequestOp::Txn(nested) => {
-                    let (succeeded, responses) = self.apply_txn(writer, nested)?;
+                    let (succeeded, responses) = self.apply_txn(writer, nested);
                     ResponseOp::Txn(TxnResponse {
                         revision: 0,
                         succeeded,
@@ -354,7 +422,7 @@ impl MvccStore {
                 }
             });
         }
-        Ok((succeeded, responses))
+        (succeeded, responses)
     }
 
     /// Whether a compare holds at `revision`: for every key of its range, or, if the range is
@@ -391,7 +459,8 @@ impl MvccStore {
         if revision <= self.compacted {
             return Err(KvError::Compacted);
         }
-        self.keys.retain(|_, versions| {
+        let mut freed = 0;
+        self.keys.retain(|key, versions| {
             let visible = versions.partition_point(|v| v.revision <= revision);
             // Keep the version a read at `revision` sees, unless it is a deletion.
             let keep_from = match visible {
@@ -399,9 +468,13 @@ impl MvccStore {
                 n if versions[n - 1].kv.is_some() => n - 1,
                 n => n,
             };
-            versions.drain(..keep_from);
+            freed += versions
+                .drain(..keep_from)
+                .map(|v| Self::stored_size_bytes(key, &v))
+                .sum::<u64>();
             !versions.is_empty()
         });
+        self.size_bytes -= freed;
         self.compacted = revision;
         Ok(())
     }
@@ -412,6 +485,18 @@ impl MvccStore {
             return Err(format!(
                 "revisions: current {}, compacted {}",
                 self.current, self.compacted
+            ));
+        }
+        let size_bytes: u64 = self
+            .keys
+            .iter()
+            .flat_map(|(key, versions)| versions.iter().map(move |v| (key, v)))
+            .map(|(key, v)| Self::stored_size_bytes(key, v))
+            .sum();
+        if size_bytes != self.size_bytes {
+            return Err(format!(
+                "size: {} bytes recorded, {size_bytes} stored",
+                self.size_bytes
             ));
         }
         for (key, versions) in &self.keys {
@@ -464,84 +549,210 @@ fn stamp_revisions(responses: &mut [ResponseOp], revision: Revision) {
     }
 }
 
-/// etcd's checks before a transaction runs: sizes, keys, and no key written twice in a branch.
-fn validate_txn(request: &TxnRequest) -> Result<(), KvError> {
-    if request.compare.len() > MAX_TXN_OPS
-        || request.success.len() > MAX_TXN_OPS
-        || request.failure.len() > MAX_TXN_OPS
-    {
+/// etcd's checks before a transaction runs (`checkTxnRequest`, then `checkIntervals` on each
+/// branch, in etcd's `v3rpc/key.go`): sizes, keys, and no key written twice in a branch.
+pub(crate) fn validate_txn(request: &TxnRequest) -> Result<(), KvError> {
+    check_txn_request(request, MAX_TXN_OPS)?;
+    check_intervals(&request.success)?;
+    check_intervals(&request.failure)?;
+    Ok(())
+}
+
+/// etcd's `checkTxnRequest`: the widest of a transaction's lists must fit `max_ops`, and a
+/// nested transaction gets what is left. Every operation and compare names a key.
+fn check_txn_request(request: &TxnRequest, max_ops: usize) -> Result<(), KvError> {
+    let widest = request
+        .compare
+        .len()
+        .max(request.success.len())
+        .max(request.failure.len());
+    if widest > max_ops {
         return Err(KvError::TooManyOps);
     }
     if request.compare.iter().any(|c| c.key.is_empty()) {
         return Err(KvError::EmptyKey);
     }
-    for branch in [&request.success, &request.failure] {
-        let mut puts = Vec::new();
-        let mut deletes = Vec::new();
-        collect_writes(branch, &mut puts, &mut deletes)?;
-        if conflict(&puts, &deletes) {
+    for op in request.success.iter().chain(&request.failure) {
+        let key = match op {
+            RequestOp::Range(range) => &range.key,
+            RequestOp::Put(put) => &put.key,
+            RequestOp::DeleteRange(delete) => &delete.key,
+            RequestOp::Txn(nested) => {
+                check_txn_request(nested, max_ops - widest)?;
+                continue;
+            }
+        };
+        if key.is_empty() {
+            return Err(KvError::EmptyKey);
+        }
+    }
+    Ok(())
+}
+
+/// etcd's `checkIntervals`: within one branch, two puts of a key conflict, and so does a put
+/// inside a range the branch deletes; deletes never conflict with each other. A nested
+/// transaction's branches are checked on their own, then against this branch: its puts must
+/// not repeat a key put so far (a key both of its branches put is fine: only one runs) nor lie
+/// in this branch's deletes. Returns the keys the branch may put and the ranges it may delete.
+///
+/// Each list of operations is visited once, so this is linear in the request's size (times a
+/// logarithm), however deep its transactions nest.
+fn check_intervals(ops: &[RequestOp]) -> Result<(BTreeSet<Bytes>, Intervals), KvError> {
+    let mut deletes = Intervals::default();
+    for op in ops {
+        if let RequestOp::DeleteRange(delete) = op {
+            deletes.insert(&delete.key, &delete.range_end);
+        }
+    }
+    let mut puts = BTreeSet::new();
+    for op in ops {
+        let RequestOp::Txn(nested) = op else {
+            continue;
+        };
+        let (puts_then, deletes_then) = check_intervals(&nested.success)?;
+        let (puts_else, deletes_else) = check_intervals(&nested.failure)?;
+        for key in &puts_then {
+            if puts.contains(key) || deletes.contains(key) {
+                return Err(KvError::DuplicateKey);
+            }
+        }
+        for key in &puts_else {
+            if (puts.contains(key) && !puts_then.contains(key)) || deletes.contains(key) {
+                return Err(KvError::DuplicateKey);
+            }
+        }
+        puts.extend(puts_then);
+        puts.extend(puts_else);
+        deletes.extend(deletes_then);
+        deletes.extend(deletes_else);
+    }
+    for op in ops {
+        if let RequestOp::Put(put) = op
+            && (!puts.insert(put.key.clone()) || deletes.contains(&put.key))
+        {
             return Err(KvError::DuplicateKey);
         }
     }
-    Ok(())
+    Ok((puts, deletes))
 }
 
-/// etcd's rule: two puts of one key conflict, and so does a put inside a deleted range;
-/// deletes never conflict with each other.
-fn conflict(puts: &[Bytes], deletes: &[(Bytes, Bytes)]) -> bool {
-    let mut sorted = puts.to_vec();
-    sorted.sort();
-    sorted.windows(2).any(|w| w[0] == w[1])
-        || deletes
-            .iter()
-            .any(|(start, end)| puts.iter().any(|key| in_range(key, start, end)))
+/// A set of key ranges, kept as disjoint intervals `[start, end)` (`end` `None`: to the end of
+/// the key space) so that a key's membership is one lookup.
+#[derive(Debug, Default)]
+struct Intervals {
+    /// Invariant: the intervals are disjoint and do not touch, each non-empty.
+    by_start: BTreeMap<Bytes, Option<Bytes>>,
 }
 
-/// The keys a branch puts and the ranges it deletes, nested transactions' branches included
-/// (only one of a nested transaction's branches runs, but etcd checks both against the outer
-/// branch).
-fn collect_writes(
-    ops: &[RequestOp],
-    puts: &mut Vec<Bytes>,
-    deletes: &mut Vec<(Bytes, Bytes)>,
-) -> Result<(), KvError> {
-    for op in ops {
-        match op {
-            RequestOp::Range(_) => {}
-            RequestOp::Put(put) => {
-                if put.key.is_empty() {
-                    return Err(KvError::EmptyKey);
-                }
-                puts.push(put.key.clone());
-            }
-            RequestOp::DeleteRange(delete) => {
-                if delete.key.is_empty() {
-                    return Err(KvError::EmptyKey);
-                }
-                deletes.push((delete.key.clone(), delete.range_end.clone()));
-            }
-            RequestOp::Txn(nested) => {
-                validate_txn(nested)?;
-                // Both branches of the nested transaction could run; each is checked against
-                // the outer branch on its own.
-                let mut success = (puts.clone(), deletes.clone());
-                collect_writes(&nested.success, &mut success.0, &mut success.1)?;
-                let mut failure = (puts.clone(), deletes.clone());
-                collect_writes(&nested.failure, &mut failure.0, &mut failure.1)?;
-                if conflict(&success.0, &success.1) || conflict(&failure.0, &failure.1) {
-                    return Err(KvError::DuplicateKey);
-                }
-                // Later outer writes must not conflict with either nested branch. A key both
-                // nested branches put is one key here: only one of them runs.
-                let (mut all_puts, mut all_deletes) = success;
-                all_puts.extend(failure.0.into_iter().skip(puts.len()));
-                all_puts.sort();
-                all_puts.dedup();
-                all_deletes.extend(failure.1.into_iter().skip(deletes.len()));
-                *puts = all_puts;
-                *deletes = all_deletes;
-            }
+impl Intervals {
+    /// Adds the keys of `[key, range_end)` with etcd's conventions (see [`bounds`]).
+    fn insert(&mut self, key: &Bytes, range_end: &Bytes) {
+        let end = if range_end.is_empty() {
+            // The single key `key`: the next key in byte order is `key` followed by a zero.
+            let mut next = key.to_vec();
+            next.push(0);
+            Some(Bytes::from(next))
+        } else if range_end.as_ref() == [0] {
+            None
+        } else if range_end <= key {
+            return;
+        } else {
+            Some(range_end.clone())
+        };
+        self.insert_interval(key.clone(), end);
+    }
+
+    fn insert_interval(&mut self, mut start: Bytes, mut end: Option<Bytes>) {
+        // An end of `None` is unbounded and so the larger.
+        let later = |a: Option<Bytes>, b: Option<Bytes>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        // Merge with an interval that starts before and reaches `start`.
+        if let Some((before_start, before_end)) = self
+            .by_start
+            .range::<Bytes, _>((Bound::Unbounded, Bound::Included(&start)))
+            .next_back()
+            && before_end.as_ref().is_none_or(|e| *e >= start)
+        {
+            let before_start = before_start.clone();
+            let before_end = self.by_start.remove(&before_start).expect("just found");
+            start = before_start;
+            end = later(end, before_end);
+        }
+        // Merge with every interval that starts inside `[start, end]`.
+        while let Some((next_start, _)) = self
+            .by_start
+            .range::<Bytes, _>((Bound::Excluded(&start), Bound::Unbounded))
+            .next()
+            && end.as_ref().is_none_or(|e| next_start <= e)
+        {
+            let next_start = next_start.clone();
+            let next_end = self.by_start.remove(&next_start).expect("just found");
+            end = later(end, next_end);
+        }
+        self.by_start.insert(start, end);
+    }
+
+    fn extend(&mut self, other: Intervals) {
+        for (start, end) in other.by_start {
+            self.insert_interval(start, end);
         }
     }
-    Ok(())
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+            .is_some_and(|(_, end)| end.as_ref().is_none_or(|e| key < e.as_ref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Whether `key` lies in the range `[start, range_end)` (etcd conventions), naively.
+    fn in_range(key: &[u8], start: &[u8], range_end: &[u8]) -> bool {
+        if range_end.is_empty() {
+            key == start
+        } else if range_end == [0] {
+            key >= start
+        } else {
+            key >= start && key < range_end
+        }
+    }
+
+    /// The intervals against etcd's rule for one range, key by key.
+    #[test]
+    fn intervals_match_the_range_rule() {
+        let ranges = [
+            ("b", ""),
+            ("c", "f"),
+            ("e", "h"),
+            ("k", "\0"),
+            ("x", "a"),
+            ("a", "a"),
+            ("b\0", "c"),
+        ];
+        let mut set = Intervals::default();
+        for (key, end) in ranges {
+            set.insert(&b(key), &b(end));
+        }
+        let probes = [
+            "", "a", "b", "b\0", "b\0\0", "ba", "c", "e", "g", "h", "j", "k", "z", "zz",
+        ];
+        for probe in probes {
+            let expected = ranges
+                .iter()
+                .any(|(key, end)| in_range(probe.as_bytes(), key.as_bytes(), end.as_bytes()));
+            assert_eq!(set.contains(probe.as_bytes()), expected, "{probe:?}");
+        }
+        // Touching and overlapping intervals merge.
+        assert!(set.by_start.len() <= 3, "{set:?}");
+    }
 }

@@ -1,7 +1,19 @@
 //! The requests and responses of the store, shaped after etcd's `etcdserverpb` messages so
 //! that the server maps them one to one.
+//!
+//! Requests are serde types, so that commands can be put in log entries (see
+//! [`command`](crate::command)); responses are built by each member from its own store and are
+//! not sent.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::store::{MAX_TXN_DEPTH, MAX_TXN_OPS};
 
 /// A store revision. The store starts at revision 1 with no keys; every write (a whole
 /// transaction included) adds one.
@@ -25,7 +37,7 @@ pub struct KeyValue {
 }
 
 /// What a range sorts by.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortTarget {
     /// The key.
     #[default]
@@ -41,7 +53,7 @@ pub enum SortTarget {
 }
 
 /// The order of a sort.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortOrder {
     /// No order asked: by key, ascending.
     #[default]
@@ -53,7 +65,7 @@ pub enum SortOrder {
 }
 
 /// etcd's `RangeRequest`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeRequest {
     /// The first key.
     pub key: Bytes,
@@ -88,7 +100,7 @@ pub struct RangeResponse {
 }
 
 /// etcd's `PutRequest`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutRequest {
     /// The key.
     pub key: Bytes,
@@ -110,7 +122,7 @@ pub struct PutResponse {
 }
 
 /// etcd's `DeleteRangeRequest`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRangeRequest {
     /// The first key.
     pub key: Bytes,
@@ -132,7 +144,7 @@ pub struct DeleteRangeResponse {
 }
 
 /// What a compare looks at.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareTarget {
     /// The version (0 for a missing key).
     Version(i64),
@@ -147,7 +159,7 @@ pub enum CompareTarget {
 }
 
 /// How a compare compares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareResult {
     /// Equal.
     Equal,
@@ -160,7 +172,7 @@ pub enum CompareResult {
 }
 
 /// etcd's `Compare`: true when every key in the range satisfies it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compare {
     /// The key.
     pub key: Bytes,
@@ -173,7 +185,7 @@ pub struct Compare {
 }
 
 /// One operation of a transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestOp {
     /// A range.
     Range(RangeRequest),
@@ -200,7 +212,10 @@ pub enum ResponseOp {
 
 /// etcd's `TxnRequest`: if every compare holds, the success operations, else the failure
 /// ones, all as one revision.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Deserializing refuses transactions nested deeper than [`MAX_TXN_DEPTH`] (which etcd's size
+/// check refuses anyway), so that bytes from the network cannot exhaust the stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TxnRequest {
     /// The conditions.
     pub compare: Vec<Compare>,
@@ -219,4 +234,92 @@ pub struct TxnResponse {
     pub succeeded: bool,
     /// One response per operation run.
     pub responses: Vec<ResponseOp>,
+}
+
+thread_local! {
+    /// How many transactions the deserializer on this thread is inside.
+    static TXN_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one level of transaction nesting while it is being deserialized.
+struct TxnDepthGuard;
+
+impl TxnDepthGuard {
+    fn enter<E: de::Error>() -> Result<TxnDepthGuard, E> {
+        TXN_DEPTH.with(|depth| {
+            if depth.get() >= MAX_TXN_DEPTH {
+                return Err(E::custom(format_args!(
+                    "transactions nested more than {MAX_TXN_DEPTH} deep"
+                )));
+            }
+            depth.set(depth.get() + 1);
+            Ok(TxnDepthGuard)
+        })
+    }
+}
+
+impl Drop for TxnDepthGuard {
+    fn drop(&mut self) {
+        TXN_DEPTH.with(|depth| {
+            debug_assert!(depth.get() > 0, "a transaction depth guard left unbalanced");
+            depth.set(depth.get() - 1);
+        });
+    }
+}
+
+/// A list of a transaction's compares or operations. serde would preallocate up to 1 MiB per
+/// list from its length prefix; at every nesting level that adds up, so preallocate no more
+/// than a valid transaction can hold and let the rest grow as elements actually arrive.
+fn txn_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ListVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of transaction compares or operations")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_TXN_OPS));
+            while let Some(element) = seq.next_element()? {
+                list.push(element);
+            }
+            Ok(list)
+        }
+    }
+
+    deserializer.deserialize_seq(ListVisitor(PhantomData))
+}
+
+impl<'de> Deserialize<'de> for TxnRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TxnRequest, D::Error> {
+        /// The fields of a [`TxnRequest`], in its serialized order.
+        #[derive(Deserialize)]
+        #[serde(rename = "TxnRequest")]
+        struct Fields {
+            #[serde(deserialize_with = "txn_list")]
+            compare: Vec<Compare>,
+            #[serde(deserialize_with = "txn_list")]
+            success: Vec<RequestOp>,
+            #[serde(deserialize_with = "txn_list")]
+            failure: Vec<RequestOp>,
+        }
+
+        let _depth = TxnDepthGuard::enter()?;
+        let Fields {
+            compare,
+            success,
+            failure,
+        } = Fields::deserialize(deserializer)?;
+        Ok(TxnRequest {
+            compare,
+            success,
+            failure,
+        })
+    }
 }

@@ -3,10 +3,11 @@
 //! Every message carries the ballot it belongs to. Entries inside a message carry, as their
 //! term, the ballot in which they were accepted (in a Promise) or are proposed (in an Accept).
 
+use serde::{Deserialize, Serialize};
 use synod_core::{Entry, Index, ReadContext, SnapshotMeta, Term, WireMessage};
 
 /// A Multi-Paxos message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Phase 1a for every slot from `from` on.
     Prepare {

@@ -3,10 +3,11 @@
 //! Every message carries the sender's term (Raft §5.1): a member that sees a higher term adopts
 //! it, and a member that sees a lower one rejects or ignores the message.
 
+use serde::{Deserialize, Serialize};
 use synod_core::{Entry, Index, ReadContext, SnapshotMeta, Term, WireMessage};
 
 /// One Raft message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The sender's term (for a pre-vote request: the term it would campaign in).
     pub term: Term,
@@ -15,7 +16,7 @@ pub struct Message {
 }
 
 /// The kinds of Raft message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageKind {
     /// RequestVote (Raft §5.2, Figure 2), or a pre-vote request (thesis §9.6).
     RequestVote {
@@ -85,7 +86,7 @@ pub enum MessageKind {
 }
 
 /// The outcome of an AppendEntries or InstallSnapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppendResult {
     /// The follower's log matches the leader's up to and including `match_index`, durably.
     Success {
