@@ -1,9 +1,12 @@
-//! synod's etcd v3-compatible gRPC server.
+//! synod's member runtime and etcd v3-compatible gRPC server.
 //!
-//! For now this crate holds etcd's wire protocol only: [`pb`] has the messages, clients and
-//! server traits generated from `proto/` at build time (with a pure-Rust protobuf compiler, so
-//! building needs no `protoc`). Method paths are etcd's own, e.g. `/etcdserverpb.KV/Range`, so
-//! etcd clients can talk to a synod server unchanged.
+//! [`start`] runs one member: it opens the member's storage ([`storage`]), boots the chosen
+//! consensus engine ([`engine`]), starts the node task that drives it ([`node`]), the peer
+//! transport ([`transport`]) and the client services ([`services`]).
+//!
+//! [`pb`] has etcd's messages, clients and server traits, generated from `proto/` at build
+//! time with a pure-Rust protobuf compiler (building needs no `protoc`). Method paths are
+//! etcd's own, e.g. `/etcdserverpb.KV/Range`, so etcd clients talk to synod unchanged.
 //!
 //! ```
 //! use synod_server::pb::etcdserverpb::PutRequest;
@@ -16,4 +19,17 @@
 
 #![warn(missing_docs)]
 
+pub mod convert;
+pub mod engine;
+pub mod errors;
+pub mod members;
+pub mod node;
 pub mod pb;
+pub mod server;
+pub mod services;
+pub mod settings;
+pub mod storage;
+pub mod transport;
+
+pub use server::{Member, ServerError, Stopper, start};
+pub use settings::Settings;

@@ -1,0 +1,98 @@
+//! Building either consensus engine from a member's settings and recovered state.
+
+use std::hash::{BuildHasher, Hasher};
+
+use rand_core::SeedableRng;
+use rand_xorshift::XorShiftRng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use synod_core::{Engine, Entry, Index, NodeId, SnapshotMeta};
+use synod_paxos::PaxosNode;
+use synod_raft::RaftNode;
+use synod_storage::member::LogPolicy;
+
+use crate::settings::EngineKind;
+
+/// What an engine boots from.
+#[derive(Debug)]
+pub struct Boot<H> {
+    /// This member.
+    pub id: NodeId,
+    /// Ticks of one heartbeat and of one election timeout.
+    pub heartbeat_ticks: u32,
+    /// Ticks of one election timeout.
+    pub election_ticks: u32,
+    /// The recovered hard state.
+    pub hard_state: Option<H>,
+    /// The snapshot the state machine was restored from.
+    pub snapshot: SnapshotMeta,
+    /// Log entries after it.
+    pub entries: Vec<Entry>,
+    /// The index the state machine has applied (the snapshot's).
+    pub applied: Index,
+}
+
+/// A consensus engine the server can run.
+pub trait ServerEngine:
+    Engine<
+        Message: Serialize + DeserializeOwned + Send + Sync + 'static,
+        HardState: Send + Sync + 'static,
+    > + Send
+    + Sized
+    + 'static
+{
+    /// Which engine this is.
+    const KIND: EngineKind;
+    /// How recovery treats log entries above the snapshot.
+    const RECOVERY: LogPolicy;
+    /// Builds the engine.
+    fn build(boot: Boot<Self::HardState>) -> Result<Self, String>;
+}
+
+/// A seed for the engine's election timeouts, from the standard library's per-process random
+/// hash keys (so that members started together do not time out together).
+fn random_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
+
+impl ServerEngine for RaftNode {
+    const KIND: EngineKind = EngineKind::Raft;
+    const RECOVERY: LogPolicy = LogPolicy::LogMatching;
+
+    fn build(boot: Boot<Self::HardState>) -> Result<Self, String> {
+        let mut config = synod_raft::Config::new(boot.id);
+        config.heartbeat_ticks = boot.heartbeat_ticks;
+        config.election_ticks = boot.election_ticks;
+        config.check_invariants = cfg!(debug_assertions);
+        let state = synod_raft::RestoreState {
+            hard_state: boot.hard_state.unwrap_or_default(),
+            snapshot: boot.snapshot,
+            entries: boot.entries,
+            applied: boot.applied,
+        };
+        let rng = Box::new(XorShiftRng::seed_from_u64(random_seed()));
+        RaftNode::restore(config, rng, state).map_err(|e| e.to_string())
+    }
+}
+
+impl ServerEngine for PaxosNode {
+    const KIND: EngineKind = EngineKind::MultiPaxos;
+    const RECOVERY: LogPolicy = LogPolicy::IndependentSlots;
+
+    fn build(boot: Boot<Self::HardState>) -> Result<Self, String> {
+        let mut config = synod_paxos::Config::new(boot.id);
+        config.heartbeat_ticks = boot.heartbeat_ticks;
+        config.election_ticks = boot.election_ticks;
+        config.check_invariants = cfg!(debug_assertions);
+        let state = synod_paxos::RestoreState {
+            hard_state: boot.hard_state.unwrap_or_default(),
+            snapshot: boot.snapshot,
+            entries: boot.entries,
+            applied: boot.applied,
+        };
+        let rng = Box::new(XorShiftRng::seed_from_u64(random_seed()));
+        PaxosNode::restore(config, rng, state).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,622 @@
+//! The node runtime: one task that owns the engine. It ticks it, steps it with peer messages
+//! and client requests, and carries out each output batch: sends messages, applies committed
+//! entries to the key-value store, answers reads, and hands writes to the persister thread,
+//! releasing the messages that wait on a write only once the write is durable.
+//!
+//! Client writes carry the proposing member's id and a request id inside the command. Every
+//! member applies every command; the member that proposed it answers its client with the
+//! result of its own apply. A follower does not propose: it forwards the encoded command to
+//! the leader over the peer transport and still answers from its own apply, so a write is
+//! acknowledged only once the member the client talks to has applied it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use synod_core::{Index, NodeId, Payload, ReadContext, Role, SnapshotMeta, Write};
+use synod_kv::MvccStore;
+use synod_kv::command::{Command, CommandEnvelope, Response};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::engine::ServerEngine;
+use crate::errors::ApiError;
+use crate::storage::{MemberStorage, StorageError};
+use crate::transport::{Frame, Inbound, Transport};
+
+/// How long a write or read may wait before the client is told it timed out.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// The state machine and how far it has applied.
+#[derive(Debug)]
+pub struct KvState {
+    /// The store.
+    pub store: MvccStore,
+    /// The last applied log index.
+    pub applied: Index,
+}
+
+/// The state a status API reports, refreshed by the node after every step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This member.
+    pub id: NodeId,
+    /// Role.
+    pub role: Option<Role>,
+    /// Term (Raft) or ballot (Multi-Paxos).
+    pub term: u64,
+    /// The leader this member believes in.
+    pub leader: Option<NodeId>,
+    /// Highest committed index known here.
+    pub commit: Index,
+    /// Highest applied index.
+    pub applied: Index,
+    /// Last log index.
+    pub last_index: Index,
+    /// Compaction point.
+    pub snapshot_index: Index,
+    /// Voters.
+    pub voters: Vec<NodeId>,
+    /// Learners.
+    pub learners: Vec<NodeId>,
+}
+
+/// A request from the client API.
+#[derive(Debug)]
+pub enum ClientRequest {
+    /// Order a write and answer with its result once applied here.
+    Write {
+        /// The write.
+        command: Command,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Response, ApiError>>,
+    },
+    /// Wait until a linearizable read may be served here.
+    Read {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+}
+
+/// The client API's way into a node.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    requests: mpsc::Sender<ClientRequest>,
+    /// The latest status.
+    pub status: watch::Receiver<NodeStatus>,
+    /// The state machine (read it under the read lock).
+    pub kv: Arc<RwLock<KvState>>,
+}
+
+impl NodeHandle {
+    /// Orders a write; returns its result once applied on this member.
+    pub async fn write(&self, command: Command) -> Result<Response, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(ClientRequest::Write { command, reply })
+            .await
+            .map_err(|_| ApiError::Stopped)?;
+        answer.await.map_err(|_| ApiError::Stopped)?
+    }
+
+    /// Returns once this member may serve a linearizable read.
+    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(ClientRequest::Read { reply })
+            .await
+            .map_err(|_| ApiError::Stopped)?;
+        answer.await.map_err(|_| ApiError::Stopped)?
+    }
+
+    /// Reads the state machine.
+    pub fn kv(&self) -> std::sync::RwLockReadGuard<'_, KvState> {
+        self.kv.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct PendingWrite {
+    reply: oneshot::Sender<Result<Response, ApiError>>,
+    deadline: Instant,
+    /// The encoded command, kept to forward again if the leader changes before it is placed.
+    forwarded_to: Option<NodeId>,
+}
+
+struct PendingRead {
+    reply: oneshot::Sender<Result<(), ApiError>>,
+    deadline: Instant,
+}
+
+/// Where a snapshot-taking task reports the index it saved.
+type SnapshotDone = (
+    mpsc::UnboundedSender<Result<Index, StorageError>>,
+    mpsc::UnboundedReceiver<Result<Index, StorageError>>,
+);
+
+/// Settings of the node loop.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// One engine tick.
+    pub tick: Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+}
+
+/// The node task's state.
+pub struct Node<E: ServerEngine> {
+    id: NodeId,
+    engine: E,
+    kv: Arc<RwLock<KvState>>,
+    storage: Arc<MemberStorage>,
+    transport: Transport<E::Message>,
+    persist: std::sync::mpsc::Sender<Write<E::HardState>>,
+    persisted: mpsc::UnboundedReceiver<Result<Vec<Write<E::HardState>>, StorageError>>,
+    /// Writes handed to the persister and not yet back.
+    in_flight_writes: usize,
+    writes: HashMap<u64, PendingWrite>,
+    next_request: u64,
+    reads: HashMap<ReadContext, PendingRead>,
+    /// Reads cleared by the engine, waiting for the state machine to reach their index.
+    ready_reads: Vec<(Index, PendingRead)>,
+    next_read: ReadContext,
+    status: watch::Sender<NodeStatus>,
+    options: NodeOptions,
+    snapshot_index: Index,
+    snapshotting: bool,
+    snapshot_done: SnapshotDone,
+    leader: Option<NodeId>,
+}
+
+/// Why a node stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed: the member must stop and recover from disk.
+    #[error("storage failed, stopping this member: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl<E: ServerEngine> Node<E> {
+    /// Builds a node around a booted engine and its recovered state machine.
+    pub fn new(
+        engine: E,
+        kv: KvState,
+        snapshot: &SnapshotMeta,
+        storage: Arc<MemberStorage>,
+        transport: Transport<E::Message>,
+        options: NodeOptions,
+    ) -> (Node<E>, NodeHandle, mpsc::Receiver<ClientRequest>) {
+        let (persisted_tx, persisted) = mpsc::unbounded_channel();
+        let persist = storage.start_persister(persisted_tx);
+        let (requests, requests_rx) = mpsc::channel(16 * 1024);
+        let kv = Arc::new(RwLock::new(kv));
+        let (status, status_rx) = watch::channel(NodeStatus::default());
+        let node = Node {
+            id: engine.id(),
+            engine,
+            kv: kv.clone(),
+            storage,
+            transport,
+            persist,
+            persisted,
+            in_flight_writes: 0,
+            writes: HashMap::new(),
+            next_request: 1,
+            reads: HashMap::new(),
+            ready_reads: Vec::new(),
+            next_read: 1,
+            status,
+            options,
+            snapshot_index: snapshot.index,
+            snapshotting: false,
+            snapshot_done: mpsc::unbounded_channel(),
+            leader: None,
+        };
+        let handle = NodeHandle {
+            requests,
+            status: status_rx,
+            kv,
+        };
+        (node, handle, requests_rx)
+    }
+
+    /// Runs until `shutdown` turns true or storage fails.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<ClientRequest>,
+        mut inbound: mpsc::Receiver<Inbound<E::Message>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(self.options.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.publish_status();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                done = self.persisted.recv() => {
+                    let Some(done) = done else { break };
+                    self.on_persisted(done?);
+                }
+                saved = self.snapshot_done.1.recv() => {
+                    if let Some(saved) = saved {
+                        self.on_snapshot_saved(saved)?;
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.engine.tick();
+                    self.expire();
+                }
+                message = inbound.recv() => {
+                    let Some(message) = message else { break };
+                    self.on_inbound(message);
+                    // Take what else has arrived, so one batch covers it all.
+                    for _ in 0..256 {
+                        match inbound.try_recv() {
+                            Ok(message) => self.on_inbound(message),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                request = requests.recv() => {
+                    let Some(request) = request else { break };
+                    self.on_request(request);
+                    for _ in 0..256 {
+                        match requests.try_recv() {
+                            Ok(request) => self.on_request(request),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.process_ready().await?;
+            self.publish_status();
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Lets writes in flight reach the disk, then fails whatever is still waiting.
+    async fn shutdown(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.in_flight_writes > 0 {
+            match tokio::time::timeout_at(deadline, self.persisted.recv()).await {
+                Ok(Some(Ok(done))) => self.in_flight_writes -= done.len(),
+                _ => break,
+            }
+        }
+        for (_, pending) in self.writes.drain() {
+            let _ = pending.reply.send(Err(ApiError::Stopped));
+        }
+        for (_, pending) in self.reads.drain() {
+            let _ = pending.reply.send(Err(ApiError::Stopped));
+        }
+        for (_, pending) in self.ready_reads.drain(..) {
+            let _ = pending.reply.send(Err(ApiError::Stopped));
+        }
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound<E::Message>) {
+        match inbound {
+            Inbound::Message { from, message } => self.engine.step(from, message),
+            Inbound::Forward {
+                from,
+                request_id,
+                command,
+            } => {
+                if self.engine.propose(command).is_err() {
+                    self.transport
+                        .send(from, Frame::ForwardFailed { request_id });
+                }
+            }
+            Inbound::ForwardFailed { request_id } => {
+                if let Some(pending) = self.writes.remove(&request_id) {
+                    let _ = pending.reply.send(Err(ApiError::LeaderChanged));
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: ClientRequest) {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        match request {
+            ClientRequest::Write { command, reply } => {
+                let request_id = self.next_request;
+                self.next_request += 1;
+                let envelope = CommandEnvelope {
+                    origin: self.id,
+                    request_id,
+                    command,
+                };
+                let bytes = Bytes::from(envelope.encode());
+                let forwarded_to = match self.engine.propose(bytes.clone()) {
+                    Ok(_) => None,
+                    Err(synod_core::ProposeError::NotLeader {
+                        leader: Some(leader),
+                    }) if leader != self.id => {
+                        self.transport.send(
+                            leader,
+                            Frame::Forward {
+                                request_id,
+                                command: bytes,
+                            },
+                        );
+                        Some(leader)
+                    }
+                    Err(synod_core::ProposeError::NotLeader { .. }) => {
+                        let _ = reply.send(Err(ApiError::NoLeader));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ApiError::Unavailable(e.to_string())));
+                        return;
+                    }
+                };
+                self.writes.insert(
+                    request_id,
+                    PendingWrite {
+                        reply,
+                        deadline,
+                        forwarded_to,
+                    },
+                );
+            }
+            ClientRequest::Read { reply } => {
+                let context = self.next_read;
+                self.next_read += 1;
+                match self.engine.read_index(context) {
+                    Ok(()) => {
+                        self.reads.insert(context, PendingRead { reply, deadline });
+                    }
+                    Err(synod_core::ReadError::NoLeader) => {
+                        let _ = reply.send(Err(ApiError::NoLeader));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails requests past their deadline.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        self.writes.retain(|_, pending| {
+            if pending.deadline > now {
+                return true;
+            }
+            let (old, _) = oneshot::channel();
+            let reply = std::mem::replace(&mut pending.reply, old);
+            let _ = reply.send(Err(ApiError::TimedOut));
+            false
+        });
+        self.reads.retain(|_, pending| {
+            if pending.deadline > now {
+                return true;
+            }
+            let (old, _) = oneshot::channel();
+            let reply = std::mem::replace(&mut pending.reply, old);
+            let _ = reply.send(Err(ApiError::TimedOut));
+            false
+        });
+    }
+
+    async fn process_ready(&mut self) -> Result<(), NodeError> {
+        while self.engine.has_ready() {
+            let mut ready = self.engine.ready();
+            if let Some(soft) = ready.soft_state {
+                if soft.leader != self.leader {
+                    tracing::info!(
+                        member = self.id,
+                        term = soft.term,
+                        leader = ?soft.leader,
+                        role = %soft.role,
+                        "leader changed"
+                    );
+                    self.on_leader_change(soft.leader);
+                }
+                self.leader = soft.leader;
+            }
+            for envelope in ready.messages.drain(..) {
+                self.transport
+                    .send(envelope.to, Frame::Message(envelope.message));
+            }
+            self.apply(std::mem::take(&mut ready.committed));
+            for read in ready.reads.drain(..) {
+                if let Some(pending) = self.reads.remove(&read.context) {
+                    self.ready_reads.push((read.index, pending));
+                }
+            }
+            for context in ready.failed_reads.drain(..) {
+                if let Some(pending) = self.reads.remove(&context) {
+                    let _ = pending.reply.send(Err(ApiError::LeaderChanged));
+                }
+            }
+            self.release_reads();
+            if let Some(write) = ready.write.take() {
+                let snapshot = write.snapshot().cloned();
+                self.in_flight_writes += 1;
+                if self.persist.send(write).is_err() {
+                    return Err(StorageError::Damaged("the persister stopped".into()).into());
+                }
+                if let Some(meta) = snapshot {
+                    // A snapshot from the leader: nothing later may be applied until it is
+                    // durable and the state machine is restored from it.
+                    while self.in_flight_writes > 0 {
+                        match self.persisted.recv().await {
+                            Some(done) => self.on_persisted(done?),
+                            None => {
+                                return Err(
+                                    StorageError::Damaged("the persister stopped".into()).into()
+                                );
+                            }
+                        }
+                    }
+                    self.restore_from(meta).await?;
+                }
+            }
+            self.maybe_snapshot();
+        }
+        Ok(())
+    }
+
+    fn on_leader_change(&mut self, leader: Option<NodeId>) {
+        // Writes forwarded to a former leader may never be placed: tell their clients now
+        // rather than at the deadline. (If one was placed after all, it still applies; the
+        // client sees an error for a write that happened, as etcd's clients may.)
+        let ids: Vec<u64> = self
+            .writes
+            .iter()
+            .filter(|(_, w)| w.forwarded_to.is_some() && w.forwarded_to != leader)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(pending) = self.writes.remove(&id) {
+                let _ = pending.reply.send(Err(ApiError::LeaderChanged));
+            }
+        }
+    }
+
+    fn on_persisted(&mut self, done: Vec<Write<E::HardState>>) {
+        self.in_flight_writes -= done.len();
+        for write in done {
+            for envelope in self.engine.persisted(write) {
+                self.transport
+                    .send(envelope.to, Frame::Message(envelope.message));
+            }
+        }
+    }
+
+    async fn restore_from(&mut self, meta: SnapshotMeta) -> Result<(), NodeError> {
+        let storage = self.storage.clone();
+        let index = meta.index;
+        let bytes = tokio::task::spawn_blocking(move || storage.read_snapshot(index))
+            .await
+            .map_err(|e| StorageError::Damaged(e.to_string()))??;
+        let store = synod_kv::MvccStore::restore(&bytes)
+            .map_err(|e| StorageError::Damaged(format!("snapshot {index}: {e}")))?;
+        let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
+        kv.store = store;
+        kv.applied = meta.index;
+        self.snapshot_index = meta.index;
+        tracing::info!(
+            member = self.id,
+            index,
+            "restored the state machine from a snapshot"
+        );
+        Ok(())
+    }
+
+    fn apply(&mut self, committed: Vec<synod_core::Entry>) {
+        if committed.is_empty() {
+            return;
+        }
+        let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
+        for entry in committed {
+            if entry.index <= kv.applied {
+                continue;
+            }
+            kv.applied = entry.index;
+            let Payload::Command(bytes) = &entry.payload else {
+                continue;
+            };
+            let envelope = match CommandEnvelope::decode(bytes) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    // Every member skips it alike, so the replicas stay identical.
+                    tracing::error!(index = entry.index, %error, "skipping an undecodable command");
+                    continue;
+                }
+            };
+            let result = kv.store.apply(&envelope.command).map_err(ApiError::Kv);
+            if envelope.origin == self.id
+                && let Some(pending) = self.writes.remove(&envelope.request_id)
+            {
+                let _ = pending.reply.send(result);
+            }
+        }
+    }
+
+    fn release_reads(&mut self) {
+        if self.ready_reads.is_empty() {
+            return;
+        }
+        let applied = self.kv.read().unwrap_or_else(|p| p.into_inner()).applied;
+        let mut i = 0;
+        while i < self.ready_reads.len() {
+            if self.ready_reads[i].0 <= applied {
+                let (_, pending) = self.ready_reads.swap_remove(i);
+                let _ = pending.reply.send(Ok(()));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        if self.snapshotting {
+            return;
+        }
+        let kv = self.kv.read().unwrap_or_else(|p| p.into_inner());
+        let applied = kv.applied;
+        if applied < self.snapshot_index + self.options.snapshot_count {
+            return;
+        }
+        let Ok(meta) = self.engine.snapshot_meta(applied) else {
+            return;
+        };
+        let data = kv.store.snapshot();
+        drop(kv);
+        self.snapshotting = true;
+        let storage = self.storage.clone();
+        let done = self.snapshot_done.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = meta.index;
+            let _ = done.send(storage.save_own_snapshot(meta, &data).map(|()| index));
+        });
+    }
+
+    fn on_snapshot_saved(&mut self, saved: Result<Index, StorageError>) -> Result<(), NodeError> {
+        self.snapshotting = false;
+        let index = saved?;
+        if index > self.snapshot_index {
+            self.snapshot_index = index;
+            if let Err(error) = self.engine.compact(index) {
+                tracing::debug!(%error, "compaction after a snapshot");
+            }
+            tracing::info!(
+                member = self.id,
+                index,
+                "took a snapshot and compacted the log"
+            );
+        }
+        Ok(())
+    }
+
+    fn publish_status(&mut self) {
+        let status = self.engine.status();
+        let applied = self.kv.read().unwrap_or_else(|p| p.into_inner()).applied;
+        let next = NodeStatus {
+            id: status.id,
+            role: Some(status.soft_state.role),
+            term: status.soft_state.term,
+            leader: status.soft_state.leader,
+            commit: status.commit,
+            applied,
+            last_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+            voters: status.membership.all_voters().into_iter().collect(),
+            learners: status
+                .membership
+                .members()
+                .into_iter()
+                .filter(|id| status.membership.is_learner_only(*id))
+                .collect(),
+        };
+        self.status.send_if_modified(|current| {
+            if *current == next {
+                false
+            } else {
+                *current = next;
+                true
+            }
+        });
+    }
+}

@@ -1,0 +1,333 @@
+//! Starting and stopping a member: storage, engine, node task, peer transport and the gRPC
+//! services, wired together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use synod_core::{Membership, NodeId, SnapshotMeta};
+use synod_kv::MvccStore;
+use synod_paxos::PaxosNode;
+use synod_raft::RaftNode;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::engine::{Boot, ServerEngine};
+use crate::members::Members;
+use crate::node::{KvState, Node, NodeError, NodeHandle, NodeOptions};
+use crate::pb::etcdserverpb as pb;
+use crate::services::{ClusterService, KvService, MaintenanceService, Shared};
+use crate::settings::{EngineKind, Settings, SettingsError};
+use crate::storage::{Identity, MemberStorage, StorageError};
+use crate::transport::{LocalIdentity, Transport, accept_loop};
+
+/// Why a member could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A listening address could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The recovered state does not make an engine.
+    #[error("cannot start the {engine} engine from the recovered state: {detail}")]
+    Engine {
+        /// Which engine.
+        engine: EngineKind,
+        /// Why.
+        detail: String,
+    },
+    /// The directory holds no data but `--initial-cluster-state existing` was given.
+    #[error(
+        "--initial-cluster-state existing, but {0} holds no data; adding a member to a running cluster (MemberAdd) is not supported yet"
+    )]
+    NoExistingData(String),
+    /// The node stopped on a failure.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A task failed.
+    #[error("a server task failed: {0}")]
+    Task(String),
+}
+
+/// Stops a member.
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<watch::Sender<bool>>);
+
+impl Stopper {
+    /// Asks the member to stop: it stops accepting requests, lets writes in flight reach the
+    /// disk, and exits.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A running member.
+#[derive(Debug)]
+pub struct Member {
+    stop: Stopper,
+    node: JoinHandle<Result<(), NodeError>>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    handle: NodeHandle,
+    /// This member's id.
+    pub id: NodeId,
+    /// The client addresses it listens on (useful with port 0).
+    pub client_addrs: Vec<SocketAddr>,
+    /// The peer address it listens on.
+    pub peer_addr: SocketAddr,
+}
+
+impl Member {
+    /// A handle that stops the member.
+    pub fn stopper(&self) -> Stopper {
+        self.stop.clone()
+    }
+
+    /// The node, for status and tests.
+    pub fn handle(&self) -> &NodeHandle {
+        &self.handle
+    }
+
+    /// Waits until the member has stopped (after [`Stopper::stop`], or a fatal error).
+    pub async fn wait(self) -> Result<(), ServerError> {
+        let result = self
+            .node
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?;
+        // Whatever ended the node, the servers go with it.
+        self.stop.stop();
+        for server in self.servers {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "client server stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "client server task failed"),
+            }
+        }
+        result?;
+        Ok(())
+    }
+}
+
+/// Starts a member with `settings` and returns once it listens.
+pub async fn start(settings: Settings) -> Result<Member, ServerError> {
+    settings.validate()?;
+    match settings.engine {
+        EngineKind::Raft => start_engine::<RaftNode>(settings).await,
+        EngineKind::MultiPaxos => start_engine::<PaxosNode>(settings).await,
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, ServerError> {
+    let me = settings.me()?.clone();
+    let cluster_id = settings.cluster_id();
+    let identity = Identity {
+        engine: E::KIND.to_string(),
+        cluster_id,
+        member_id: me.id,
+    };
+    let voters: Vec<NodeId> = settings.initial_cluster.iter().map(|p| p.id).collect();
+    let data_dir = settings.data_dir.clone();
+    let (storage, recovered) = tokio::task::spawn_blocking(move || {
+        MemberStorage::open::<E::HardState>(
+            &data_dir,
+            &identity,
+            || {
+                (
+                    SnapshotMeta {
+                        index: 0,
+                        term: 0,
+                        membership: Membership::with_voters(voters),
+                    },
+                    MvccStore::new().snapshot(),
+                )
+            },
+            E::RECOVERY,
+        )
+    })
+    .await
+    .map_err(|e| ServerError::Task(e.to_string()))??;
+    if recovered.fresh && !settings.initial_cluster_state_new {
+        return Err(ServerError::NoExistingData(
+            settings.data_dir.display().to_string(),
+        ));
+    }
+    let store = MvccStore::restore(&recovered.snapshot_data).map_err(|e| {
+        StorageError::Damaged(format!("snapshot {}: {e}", recovered.snapshot.index))
+    })?;
+    let (heartbeat_ticks, election_ticks) = settings.ticks()?;
+    let snapshot = recovered.snapshot.clone();
+    let engine = E::build(Boot {
+        id: me.id,
+        heartbeat_ticks,
+        election_ticks,
+        hard_state: recovered.hard_state,
+        snapshot: recovered.snapshot.clone(),
+        entries: recovered.entries,
+        applied: recovered.snapshot.index,
+    })
+    .map_err(|detail| ServerError::Engine {
+        engine: E::KIND,
+        detail,
+    })?;
+    tracing::info!(
+        member = me.id,
+        name = %settings.name,
+        engine = %E::KIND,
+        snapshot = snapshot.index,
+        fresh = recovered.fresh,
+        "member starting"
+    );
+
+    let peer_listener = bind("--listen-peer-urls", settings.listen_peer).await?;
+    let peer_addr = peer_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            what: "--listen-peer-urls",
+            addr: settings.listen_peer,
+            source,
+        })?;
+    let mut client_listeners = Vec::new();
+    for addr in &settings.listen_client {
+        client_listeners.push(bind("--listen-client-urls", *addr).await?);
+    }
+    let client_addrs: Vec<SocketAddr> = client_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let members = Members::from_settings(&settings);
+    let local = LocalIdentity {
+        token: settings.cluster_token.clone(),
+        cluster_id,
+        id: me.id,
+        client_urls: settings.advertise_client_urls.clone(),
+    };
+    let transport = Transport::<E::Message>::start(
+        local.clone(),
+        settings
+            .initial_cluster
+            .iter()
+            .map(|p| (p.id, p.peer_addr))
+            .collect(),
+        members.clone(),
+        storage.clone(),
+        stop_rx.clone(),
+    );
+    let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
+    tokio::spawn(accept_loop::<E::Message>(
+        peer_listener,
+        local,
+        members.clone(),
+        storage.clone(),
+        inbound_tx,
+        stop_rx.clone(),
+    ));
+    let (node, handle, requests) = Node::new(
+        engine,
+        KvState {
+            store,
+            applied: snapshot.index,
+        },
+        &snapshot,
+        storage,
+        transport,
+        NodeOptions {
+            tick: settings.heartbeat_interval,
+            snapshot_count: settings.snapshot_count,
+        },
+    );
+    let node = tokio::spawn(node.run(requests, inbound_rx, stop_rx.clone()));
+
+    let shared = Shared {
+        node: handle.clone(),
+        members,
+        cluster_id,
+        member_id: me.id,
+        max_request_bytes: settings.max_request_bytes,
+        quota_backend_bytes: settings.quota_backend_bytes,
+    };
+    let mut servers = Vec::new();
+    for listener in client_listeners {
+        servers.push(tokio::spawn(serve_clients(
+            listener,
+            shared.clone(),
+            settings.max_request_bytes,
+            stop_rx.clone(),
+        )));
+    }
+    Ok(Member {
+        stop: Stopper(Arc::new(stop_tx)),
+        node,
+        servers,
+        handle,
+        id: me.id,
+        client_addrs,
+        peer_addr,
+    })
+}
+
+/// gRPC's own limit sits above `--max-request-bytes`, as etcd's does, so that a request just
+/// over the limit gets etcd's "request is too large" rather than a transport error.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+async fn serve_clients(
+    listener: TcpListener,
+    shared: Shared,
+    max_request_bytes: usize,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
+    let limit = max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(
+            pb::kv_server::KvServer::new(KvService(shared.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            pb::maintenance_server::MaintenanceServer::new(MaintenanceService(shared.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            pb::cluster_server::ClusterServer::new(ClusterService(shared.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(pb::watch_server::WatchServer::new(Unbuilt))
+        .add_service(pb::lease_server::LeaseServer::new(Unbuilt))
+        .add_service(pb::auth_server::AuthServer::new(Unbuilt))
+        .add_service(health_service)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await
+}
+
+/// The services not built yet: every method answers Unimplemented.
+#[derive(Clone, Copy, Debug)]
+pub struct Unbuilt;
+
+impl pb::watch_server::Watch for Unbuilt {}
+impl pb::lease_server::Lease for Unbuilt {}
+impl pb::auth_server::Auth for Unbuilt {}

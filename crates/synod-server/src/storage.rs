@@ -1,0 +1,383 @@
+//! One member's durable state on disk: the data directory (locked against a second process),
+//! the write-ahead log, the snapshot store, and the persister thread that makes the engine's
+//! writes durable with one `fdatasync` per round.
+//!
+//! Layout of `--data-dir`:
+//!
+//! | path | what |
+//! |---|---|
+//! | `synod.lock` | held (advisory lock) while a process uses the directory |
+//! | `member/identity` | engine, cluster id and member id, checked at every start |
+//! | `member/wal/` | the write-ahead log ([`synod_storage::wal`]) |
+//! | `member/snap/` | state-machine snapshots ([`synod_storage::snapshot`]) |
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Write};
+use synod_storage::fs::RealFs;
+use synod_storage::member::{LogPolicy, recover};
+use synod_storage::snapshot::SnapshotStore;
+use synod_storage::wal::{Wal, WalBatch, WalOptions};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Snapshots kept on disk.
+const KEEP_SNAPSHOTS: usize = 2;
+/// Chunk size for writing and streaming snapshots.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// Why the member's storage could not be opened or written.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {0} is in use by another synod process (its lock file is held); stop that process or pick another --data-dir"
+    )]
+    Locked(PathBuf),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory belongs to another cluster, member or engine.
+    #[error("data directory {path} {detail}")]
+    Identity {
+        /// The directory.
+        path: PathBuf,
+        /// The mismatch.
+        detail: String,
+    },
+    /// The log failed.
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] synod_storage::wal::WalError),
+    /// The snapshot store failed.
+    #[error("snapshot store: {0}")]
+    Snapshot(#[from] synod_storage::snapshot::SnapshotError),
+    /// The recovered state does not decode.
+    #[error("recovered state is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Who a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// `raft` or `multipaxos`.
+    pub engine: String,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// The member id.
+    pub member_id: NodeId,
+}
+
+impl Identity {
+    fn encode(&self) -> String {
+        format!(
+            "engine={}\ncluster_id={:x}\nmember_id={:x}\n",
+            self.engine, self.cluster_id, self.member_id
+        )
+    }
+
+    fn decode(text: &str) -> Option<Identity> {
+        let mut engine = None;
+        let mut cluster = None;
+        let mut member = None;
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            match k {
+                "engine" => engine = Some(v.to_string()),
+                "cluster_id" => cluster = u64::from_str_radix(v, 16).ok(),
+                "member_id" => member = u64::from_str_radix(v, 16).ok(),
+                _ => return None,
+            }
+        }
+        Some(Identity {
+            engine: engine?,
+            cluster_id: cluster?,
+            member_id: member?,
+        })
+    }
+}
+
+/// What the member boots from.
+#[derive(Debug)]
+pub struct Recovered<H> {
+    /// The newest hard state.
+    pub hard_state: Option<H>,
+    /// The newest snapshot (index 0 for a new member).
+    pub snapshot: SnapshotMeta,
+    /// Its state-machine contents.
+    pub snapshot_data: Vec<u8>,
+    /// Log entries after the snapshot.
+    pub entries: Vec<Entry>,
+    /// Whether the directory was empty (a new member).
+    pub fresh: bool,
+}
+
+/// A member's storage. Shared between the node, the persister thread and the transport.
+pub struct MemberStorage {
+    wal: Mutex<Wal<RealFs>>,
+    snapshots: Mutex<SnapshotStore<RealFs>>,
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl std::fmt::Debug for MemberStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberStorage")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { what, path, source }
+}
+
+impl MemberStorage {
+    /// Opens (creating if needed) the data directory, takes its lock, checks its identity,
+    /// and recovers. `initial` is the snapshot a brand-new member starts from.
+    pub fn open<H: DurableState>(
+        data_dir: &Path,
+        identity: &Identity,
+        initial: impl FnOnce() -> (SnapshotMeta, Vec<u8>),
+        policy: LogPolicy,
+    ) -> Result<(Arc<MemberStorage>, Recovered<H>), StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
+        let lock_path = data_dir.join("synod.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked(data_dir.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+        }
+        let member = data_dir.join("member");
+        std::fs::create_dir_all(&member).map_err(io("creating", &member))?;
+        let id_path = member.join("identity");
+        let fresh = match std::fs::read_to_string(&id_path) {
+            Ok(text) => {
+                let found = Identity::decode(&text).ok_or_else(|| StorageError::Identity {
+                    path: data_dir.to_path_buf(),
+                    detail: format!("has an unreadable identity file {}", id_path.display()),
+                })?;
+                if found != *identity {
+                    return Err(StorageError::Identity {
+                        path: data_dir.to_path_buf(),
+                        detail: format!(
+                            "belongs to member {:x} of cluster {:x} running {}, not member {:x} of cluster {:x} running {}; pass the matching flags or another --data-dir",
+                            found.member_id,
+                            found.cluster_id,
+                            found.engine,
+                            identity.member_id,
+                            identity.cluster_id,
+                            identity.engine
+                        ),
+                    });
+                }
+                false
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io("reading", &id_path)(e)),
+        };
+        let (wal, recovered) = Wal::open(RealFs, &member.join("wal"), WalOptions::default())?;
+        for warning in &recovered.warnings {
+            tracing::warn!(%warning, "write-ahead log recovery");
+        }
+        let mut snapshots = SnapshotStore::open(RealFs, member.join("snap"), KEEP_SNAPSHOTS)?;
+        for warning in snapshots.warnings() {
+            tracing::warn!(?warning, "snapshot recovery");
+        }
+        if fresh {
+            if snapshots.newest().is_some() || !recovered.entries.is_empty() {
+                return Err(StorageError::Identity {
+                    path: data_dir.to_path_buf(),
+                    detail: "holds a log or snapshots but no identity file; refusing to guess whose they are".into(),
+                });
+            }
+            let (meta, data) = initial();
+            write_snapshot(&mut snapshots, meta, &data)?;
+            // The identity goes last: a crash before it leaves a directory that starts afresh.
+            let tmp = member.join("identity.tmp");
+            std::fs::write(&tmp, identity.encode()).map_err(io("writing", &tmp))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing", &tmp))?;
+            std::fs::rename(&tmp, &id_path).map_err(io("renaming", &tmp))?;
+            File::open(&member)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing", &member))?;
+        }
+        let snapshot = snapshots
+            .newest()
+            .cloned()
+            .ok_or_else(|| StorageError::Damaged("no valid snapshot found".into()))?;
+        let snapshot_data = snapshots.read_all(snapshot.index)?;
+        let booted = recover(recovered, &snapshot, policy);
+        for warning in &booted.warnings {
+            tracing::warn!(%warning, "recovery");
+        }
+        let hard_state =
+            match booted.hard_state {
+                Some(bytes) => Some(H::decode(&bytes).ok_or_else(|| {
+                    StorageError::Damaged("the hard state does not decode".into())
+                })?),
+                None => None,
+            };
+        let storage = Arc::new(MemberStorage {
+            wal: Mutex::new(wal),
+            snapshots: Mutex::new(snapshots),
+            dir: data_dir.to_path_buf(),
+            _lock: lock,
+        });
+        Ok((
+            storage,
+            Recovered {
+                hard_state,
+                snapshot,
+                snapshot_data,
+                entries: booted.entries.into_values().collect(),
+                fresh,
+            },
+        ))
+    }
+
+    /// The snapshot store (streaming out, installing from the leader).
+    pub fn snapshots(&self) -> MutexGuard<'_, SnapshotStore<RealFs>> {
+        self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wal(&self) -> MutexGuard<'_, Wal<RealFs>> {
+        self.wal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a snapshot this member took, then drops the log segments it covers.
+    pub fn save_own_snapshot(&self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let index = meta.index;
+        write_snapshot(&mut self.snapshots(), meta, data)?;
+        self.wal().compact(index)?;
+        Ok(())
+    }
+
+    /// Starts the persister thread. Writes sent to the returned sender are made durable in
+    /// order, a round at a time (every write queued during a sync shares the next one), and
+    /// come back on `done` in the same order. A failure is reported once and stops the thread.
+    pub fn start_persister<H: DurableState + Send + 'static>(
+        self: &Arc<Self>,
+        done: mpsc::UnboundedSender<Result<Vec<Write<H>>, StorageError>>,
+    ) -> std::sync::mpsc::Sender<Write<H>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Write<H>>();
+        let storage = self.clone();
+        std::thread::Builder::new()
+            .name("synod-persist".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut round = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        round.push(more);
+                    }
+                    let result = storage.persist_round(&round);
+                    let failed = result.is_err();
+                    if done.send(result.map(|()| round)).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the persister thread");
+        tx
+    }
+
+    fn persist_round<H: DurableState>(&self, round: &[Write<H>]) -> Result<(), StorageError> {
+        let mut wal = self.wal();
+        for write in round {
+            if write.is_empty() {
+                continue;
+            }
+            let hard_state = write.hard_state().map(|h| {
+                let mut out = Vec::new();
+                h.encode(&mut out);
+                out
+            });
+            let batch = WalBatch {
+                hard_state,
+                // The snapshot itself was stored (synced and renamed) when it arrived;
+                // installing it replaces the whole log.
+                truncate_from: if write.snapshot().is_some() {
+                    Some(0)
+                } else {
+                    write.truncate_from()
+                },
+                entries: write.entries().to_vec(),
+            };
+            wal.append(&batch)?;
+        }
+        wal.sync()?;
+        Ok(())
+    }
+
+    /// The newest snapshot's metadata.
+    pub fn newest_snapshot(&self) -> Option<SnapshotMeta> {
+        self.snapshots().newest().cloned()
+    }
+
+    /// Reads the state-machine contents of the snapshot at `index`.
+    pub fn read_snapshot(&self, index: Index) -> Result<Vec<u8>, StorageError> {
+        Ok(self.snapshots().read_all(index)?)
+    }
+
+    /// Stores a snapshot streamed from the leader. `chunks` carries its contents in order,
+    /// then `None` to mark the end; a stream that stops before the end stores nothing.
+    pub fn receive_snapshot(
+        &self,
+        meta: SnapshotMeta,
+        chunks: std::sync::mpsc::Receiver<Option<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let mut store = self.snapshots();
+        if store.snapshots().iter().any(|s| s.index == meta.index) {
+            return Ok(());
+        }
+        let mut writer = store.begin(meta)?;
+        loop {
+            match chunks.recv() {
+                Ok(Some(chunk)) => writer.write_chunk(&chunk)?,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(StorageError::Damaged(
+                        "the snapshot stream ended early".into(),
+                    ));
+                }
+            }
+        }
+        writer.finish()?;
+        Ok(())
+    }
+}
+
+fn write_snapshot(
+    store: &mut SnapshotStore<RealFs>,
+    meta: SnapshotMeta,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    if store.snapshots().iter().any(|s| s.index == meta.index) {
+        return Ok(());
+    }
+    let mut writer = store.begin(meta)?;
+    for chunk in data.chunks(SNAPSHOT_CHUNK) {
+        writer.write_chunk(chunk)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
