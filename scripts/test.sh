@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The etcd-client crate used by the integration tests runs `protoc` at build time; protox, a
+# pure-Rust protobuf compiler, stands in for it (.cargo/config.toml points PROTOC here).
+if [ ! -x target/tools/bin/protox ]; then
+    echo "== installing protox (pure-Rust protoc) into target/tools"
+    cargo install protox --version 0.10.0 --features bin --locked --root target/tools
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
