@@ -17,6 +17,24 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# crates/synod/tests/etcdctl.rs runs etcdctl 3.4 against real clusters: Debian's etcd-client.
+if ! command -v etcdctl >/dev/null; then
+    as_root() {
+        if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+            sudo "$@"
+        else
+            "$@"
+        fi
+    }
+    echo "== etcdctl is missing: apt-get install -y etcd-client"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-client; then
+        echo "== the install failed: apt-get update, then apt-get install -y etcd-client again"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-client
+    fi
+    echo "== installed: $(etcdctl version | head -n 1)"
+fi
+
 # Tests run optimised but keep debug assertions and overflow checks (profile `test-release`),
 # so that the protocol tests and property tests cover many cases quickly and still trap bugs.
 echo "== cargo test"

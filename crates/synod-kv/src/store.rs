@@ -183,16 +183,22 @@ impl MvccStore {
             (SortOrder::None, _) => SortOrder::Ascend,
             (order, _) => order,
         };
+        // etcd sorts the key-ordered pairs by the target, and sorts descending by the reversed
+        // comparison (Go's `sort.Reverse`) rather than by reversing the ascending result, so
+        // pairs that tie keep their key order in both directions. (Go sorts up to 12 items by
+        // insertion, which is stable; beyond that the order of ties is unspecified, and key
+        // order is one etcd may give.) Hence a stable sort, and no reversal.
         if order != SortOrder::None {
-            match request.sort_target {
-                SortTarget::Key => {}
-                SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-                SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-                SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-                SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-            }
-            if order == SortOrder::Descend {
-                kvs.reverse();
+            let target = |a: &KeyValue, b: &KeyValue| match request.sort_target {
+                SortTarget::Key => a.key.cmp(&b.key),
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            };
+            match order {
+                SortOrder::Descend => kvs.sort_by(|a, b| target(b, a)),
+                SortOrder::Ascend | SortOrder::None => kvs.sort_by(target),
             }
         }
         let mut more = false;
@@ -207,8 +213,10 @@ impl MvccStore {
                 kv.value = Bytes::new();
             }
         }
+        // etcd's header revision is the one the read was served at (inside a transaction that
+        // has written, the transaction's), not the one asked for.
         Ok(RangeResponse {
-            revision: self.current,
+            revision: view,
             kvs,
             more,
             count,
@@ -349,13 +357,11 @@ impl MvccStore {
         let mut writer = self.begin();
         let (succeeded, responses) = self.apply_txn(&mut writer, request);
         self.commit(writer);
-        let mut response = TxnResponse {
+        Ok(TxnResponse {
             revision: self.current,
             succeeded,
             responses,
-        };
-        stamp_revisions(&mut response.responses, self.current);
-        Ok(response)
+        })
     }
 
     /// Whether a transaction's compares hold. etcd evaluates every compare on the path,
@@ -386,6 +392,13 @@ impl MvccStore {
     }
 
     /// Runs the path of a transaction that [`MvccStore::check_txn_path`] accepted.
+    ///
+    /// Each response carries the revision etcd's write transaction reports for it
+    /// (`storeTxnWrite` in etcd's `mvcc/kvstore_txn.go`): a range the revision it read at, the
+    /// one before the transaction until the transaction has written and the transaction's own
+    /// after; a put the transaction's revision; a delete the transaction's revision once the
+    /// transaction has written anything, itself included, else the one before. A nested
+    /// transaction's own revision stays 0: etcd sets only the outermost one.
     fn apply_txn(&mut self, writer: &mut Writer, request: &TxnRequest) -> (bool, Vec<ResponseOp>) {
         let succeeded = self.txn_succeeds(request);
         let ops = if succeeded {
@@ -400,14 +413,17 @@ impl MvccStore {
                     self.range_at(range, self.view(writer))
                         .expect("check_txn_path checked the revision of every read on the path"),
                 ),
-                RequestOp::Put(put) => ResponseOp::Put(PutResponse {
-                    revision: 0,
-                    prev_kv: self.apply_put(writer, put),
-                }),
+                RequestOp::Put(put) => {
+                    let prev_kv = self.apply_put(writer, put);
+                    ResponseOp::Put(PutResponse {
+                        revision: writer.revision,
+                        prev_kv,
+                    })
+                }
                 RequestOp::DeleteRange(delete) => {
                     let (deleted, prev_kvs) = self.apply_delete(writer, delete);
                     ResponseOp::DeleteRange(DeleteRangeResponse {
-                        revision: 0,
+                        revision: self.view(writer),
                         deleted,
                         prev_kvs,
                     })
@@ -531,21 +547,6 @@ impl MvccStore {
             }
         }
         Ok(())
-    }
-}
-
-/// Transaction responses carry the revision after the whole transaction.
-fn stamp_revisions(responses: &mut [ResponseOp], revision: Revision) {
-    for response in responses {
-        match response {
-            ResponseOp::Range(r) => r.revision = revision,
-            ResponseOp::Put(r) => r.revision = revision,
-            ResponseOp::DeleteRange(r) => r.revision = revision,
-            ResponseOp::Txn(r) => {
-                r.revision = revision;
-                stamp_revisions(&mut r.responses, revision);
-            }
-        }
     }
 }
 

@@ -371,3 +371,99 @@ fn transaction_limits_and_conflicts_with_etcds_messages() {
     );
     store.check().unwrap();
 }
+
+/// etcd sorts descending by the reversed comparison (Go's `sort.Reverse`), not by reversing the
+/// ascending order: pairs that tie keep their key order either way, as `etcdctl get
+/// --sort-by=VERSION --order=DESCEND` shows on etcd.
+#[test]
+fn sorted_ranges_keep_ties_in_key_order_in_both_directions() {
+    let mut store = MvccStore::new();
+    for (key, value) in [("a", "x"), ("b", "x"), ("c", "y"), ("d", "x"), ("b", "x")] {
+        put(&mut store, key, value);
+    }
+    let sorted = |sort_target, sort_order| {
+        range(
+            &store,
+            RangeRequest {
+                key: b("a"),
+                range_end: b("z"),
+                sort_target,
+                sort_order,
+                ..RangeRequest::default()
+            },
+        )
+        .join(" ")
+    };
+    // b has version 2, the others 1.
+    assert_eq!(sorted(SortTarget::Version, SortOrder::Ascend), "a c d b");
+    assert_eq!(sorted(SortTarget::Version, SortOrder::Descend), "b a c d");
+    // c holds y, the others x.
+    assert_eq!(sorted(SortTarget::Value, SortOrder::Ascend), "a b d c");
+    assert_eq!(sorted(SortTarget::Value, SortOrder::Descend), "c a b d");
+    assert_eq!(sorted(SortTarget::Key, SortOrder::Descend), "d c b a");
+    assert_eq!(sorted(SortTarget::Mod, SortOrder::Descend), "b d c a");
+}
+
+/// The revision in each response inside a transaction, as etcd's write transaction reports it
+/// (`storeTxnWrite` in `mvcc/kvstore_txn.go`, `applyTxn` in `etcdserver/apply.go`): a read the
+/// revision it read at, a put the transaction's, a delete the transaction's once anything was
+/// written (else the one before), and a nested transaction none (etcd sets only the outer one).
+#[test]
+fn responses_inside_a_transaction_carry_etcds_revisions() {
+    let mut store = MvccStore::new();
+    put(&mut store, "k", "1"); // 2
+    let read = |key: &str| {
+        RequestOp::Range(RangeRequest {
+            key: b(key),
+            ..RangeRequest::default()
+        })
+    };
+    let delete = |key: &str| {
+        RequestOp::DeleteRange(DeleteRangeRequest {
+            key: b(key),
+            ..DeleteRangeRequest::default()
+        })
+    };
+    let response = store
+        .txn(&TxnRequest {
+            success: vec![
+                read("k"),
+                delete("missing"),
+                RequestOp::Txn(TxnRequest::default()),
+                RequestOp::Put(PutRequest {
+                    key: b("w"),
+                    value: b("1"),
+                    ..PutRequest::default()
+                }),
+                read("w"),
+                delete("also-missing"),
+            ],
+            ..TxnRequest::default()
+        })
+        .unwrap();
+    assert_eq!(response.revision, 3);
+    let revisions: Vec<Revision> = response
+        .responses
+        .iter()
+        .map(|op| match op {
+            ResponseOp::Range(r) => r.revision,
+            ResponseOp::Put(r) => r.revision,
+            ResponseOp::DeleteRange(r) => r.revision,
+            ResponseOp::Txn(r) => r.revision,
+        })
+        .collect();
+    assert_eq!(revisions, [2, 2, 0, 3, 3, 3]);
+    // A transaction that only reads makes no revision, and its reads carry the current one.
+    let response = store
+        .txn(&TxnRequest {
+            success: vec![read("w")],
+            ..TxnRequest::default()
+        })
+        .unwrap();
+    assert_eq!(response.revision, 3);
+    let ResponseOp::Range(r) = &response.responses[0] else {
+        panic!("a range response");
+    };
+    assert_eq!((r.revision, r.kvs.len()), (3, 1));
+    store.check().unwrap();
+}

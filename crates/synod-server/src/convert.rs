@@ -218,26 +218,41 @@ pub fn delete_response(h: Header, r: DeleteRangeResponse) -> pb::DeleteRangeResp
 }
 
 /// A transaction response for the wire.
+///
+/// Only the outermost header names the cluster, the member and the term: etcd fills those in
+/// at the gRPC layer (`v3rpc/header.go`) on the response it returns, and the responses inside
+/// carry just the revision the store gave each (`etcdctl txn -w json` shows
+/// `"header":{"revision":N}` for them).
 pub fn txn_response(h: Header, r: TxnResponse) -> pb::TxnResponse {
-    use pb::response_op::Response;
+    let inner = Header {
+        cluster_id: 0,
+        member_id: 0,
+        raft_term: 0,
+    };
     pb::TxnResponse {
         header: h.at(r.revision),
         succeeded: r.succeeded,
-        responses: r
-            .responses
-            .into_iter()
-            .map(|op| pb::ResponseOp {
-                response: Some(match op {
-                    ResponseOp::Range(r) => Response::ResponseRange(range_response(h, r)),
-                    ResponseOp::Put(r) => Response::ResponsePut(put_response(h, r)),
-                    ResponseOp::DeleteRange(r) => {
-                        Response::ResponseDeleteRange(delete_response(h, r))
-                    }
-                    ResponseOp::Txn(r) => Response::ResponseTxn(txn_response(h, r)),
-                }),
-            })
-            .collect(),
+        responses: response_ops(inner, r.responses),
     }
+}
+
+fn response_ops(h: Header, responses: Vec<ResponseOp>) -> Vec<pb::ResponseOp> {
+    use pb::response_op::Response;
+    responses
+        .into_iter()
+        .map(|op| pb::ResponseOp {
+            response: Some(match op {
+                ResponseOp::Range(r) => Response::ResponseRange(range_response(h, r)),
+                ResponseOp::Put(r) => Response::ResponsePut(put_response(h, r)),
+                ResponseOp::DeleteRange(r) => Response::ResponseDeleteRange(delete_response(h, r)),
+                ResponseOp::Txn(r) => Response::ResponseTxn(pb::TxnResponse {
+                    header: h.at(r.revision),
+                    succeeded: r.succeeded,
+                    responses: response_ops(h, r.responses),
+                }),
+            }),
+        })
+        .collect()
 }
 
 /// Whether a transaction only reads (it can then be served like a range).
