@@ -1084,6 +1084,16 @@ impl PaxosNode {
 
     fn handle_snapshot(&mut self, from: NodeId, ballot: Term, snapshot: SnapshotMeta) {
         let from_leader = ballot >= self.promised && ballot::proposer(ballot) == from;
+        if ballot < self.promised && ballot::proposer(ballot) == from {
+            // A leader's snapshot below this acceptor's promise is refused like any other
+            // message of a lower ballot, so that the leader learns of the promise and moves to
+            // a higher ballot. (A leader heartbeats a member behind its snapshot with the
+            // snapshot itself; without this Nack such a member, promised above the leader,
+            // would never be answered and never rejoin.) The chosen slots are still installed
+            // below: that is safe whoever sends them.
+            let promised = self.promised;
+            self.send(from, Message::Nack { ballot, promised });
+        }
         if from_leader {
             self.promise(ballot, true);
             self.follow(from, ballot);

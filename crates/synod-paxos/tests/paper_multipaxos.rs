@@ -1183,6 +1183,52 @@ fn pml_4_5_a_lagging_follower_catches_up_from_the_leaders_snapshot() {
     net.check_agreement();
 }
 
+/// §2.5 with §4.5: an acceptor that promised a higher ballot than the leader's (it ran Phase 1
+/// alone while it was cut off) refuses the leader's snapshot at the lower ballot with a Nack,
+/// like any other message below its promise, so the leader learns of the promise and moves to
+/// a higher ballot; the lagging member then catches up. Before this rule the leader kept
+/// sending its snapshot, unanswered, and the member stayed behind for good (found by the
+/// server's kill -9 test).
+#[test]
+fn pms_2_5_a_member_promised_above_the_leader_nacks_its_snapshot_and_then_catches_up() {
+    let mut net = Net::new(3, 13);
+    net.elect(1);
+    net.crash(3);
+    for i in 0..5 {
+        net.propose(1, &format!("c{i}"));
+        net.deliver_everything();
+    }
+    assert_eq!(net.snapshot(1), 5);
+    let leader_ballot = net.term(1);
+    net.restart(3);
+    // Member 3 times out before it hears from the leader and promises itself a higher ballot;
+    // its Prepares are lost.
+    net.network.clear();
+    net.tick_alone_until_it_sends(3, is_prepare);
+    net.network.retain(|e| !is_prepare(e));
+    assert!(net.term(3) > leader_ballot, "3 promised above the leader");
+    // No new proposals: the leader only heartbeats, and a heartbeat to a member behind its
+    // snapshot is the snapshot itself.
+    let mark = net.trace.len();
+    net.run_until("member 3 follows a leader", |n| {
+        n.node(3).status().soft_state.leader.is_some()
+    });
+    let nacks = net.sent_since(mark, |e| {
+        e.from == 3 && e.to == 1 && matches!(e.message, Message::Nack { .. })
+    });
+    assert!(!nacks.is_empty(), "3 refused a message below its promise");
+    net.run_until("a leader settles", |n| {
+        n.leaders().first().is_some_and(|&l| n.settled_under(l))
+    });
+    let leader = net.leaders()[0];
+    net.propose(leader, "c5");
+    net.run_until("every member applies c5", |n| {
+        [1, 2, 3].iter().all(|&id| n.member(id).applied.len() == 6)
+    });
+    assert_eq!(net.applied_names(3), net.applied_names(leader));
+    net.check_agreement();
+}
+
 /// §4.5 and the module's truncation rule: an acceptor that compacted slots 1..=5 cannot say
 /// what it accepted there, so its Promise to a Prepare from slot 1 does not count towards the
 /// Phase-1 quorum ("truncated" is not "nothing accepted"). It sends its snapshot along; the

@@ -51,7 +51,7 @@ pub trait ServerEngine:
 
 /// A seed for the engine's election timeouts, from the standard library's per-process random
 /// hash keys (so that members started together do not time out together).
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id() as u64);
     h.finish()

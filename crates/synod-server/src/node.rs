@@ -129,8 +129,8 @@ struct PendingRead {
 
 /// Where a snapshot-taking task reports the index it saved.
 type SnapshotDone = (
-    mpsc::UnboundedSender<Result<Index, StorageError>>,
-    mpsc::UnboundedReceiver<Result<Index, StorageError>>,
+    mpsc::UnboundedSender<Result<Option<Index>, StorageError>>,
+    mpsc::UnboundedReceiver<Result<Option<Index>, StorageError>>,
 );
 
 /// Settings of the node loop.
@@ -173,6 +173,9 @@ pub enum NodeError {
     /// Storage failed: the member must stop and recover from disk.
     #[error("storage failed, stopping this member: {0}")]
     Storage(#[from] StorageError),
+    /// The engine broke its contract: a bug; the member stops rather than diverge.
+    #[error("internal invariant violated, stopping this member: {0}")]
+    Invariant(String),
 }
 
 impl<E: ServerEngine> Node<E> {
@@ -200,10 +203,13 @@ impl<E: ServerEngine> Node<E> {
             persisted,
             in_flight_writes: 0,
             writes: HashMap::new(),
-            next_request: 1,
+            // Request ids start at a random point: after a restart, entries this member
+            // proposed before are applied again, and must not answer new requests.
+            next_request: crate::engine::random_seed() >> 1,
             reads: HashMap::new(),
             ready_reads: Vec::new(),
-            next_read: 1,
+            // Read contexts, likewise, must not match a read answered before a restart.
+            next_read: crate::engine::random_seed() >> 1,
             status,
             options,
             snapshot_index: snapshot.index,
@@ -231,7 +237,6 @@ impl<E: ServerEngine> Node<E> {
         self.publish_status();
         loop {
             tokio::select! {
-                biased;
                 _ = shutdown.changed() => break,
                 done = self.persisted.recv() => {
                     let Some(done) = done else { break };
@@ -321,7 +326,7 @@ impl<E: ServerEngine> Node<E> {
         match request {
             ClientRequest::Write { command, reply } => {
                 let request_id = self.next_request;
-                self.next_request += 1;
+                self.next_request = self.next_request.wrapping_add(1);
                 let envelope = CommandEnvelope {
                     origin: self.id,
                     request_id,
@@ -362,7 +367,7 @@ impl<E: ServerEngine> Node<E> {
             }
             ClientRequest::Read { reply } => {
                 let context = self.next_read;
-                self.next_read += 1;
+                self.next_read = self.next_read.wrapping_add(1);
                 match self.engine.read_index(context) {
                     Ok(()) => {
                         self.reads.insert(context, PendingRead { reply, deadline });
@@ -379,6 +384,15 @@ impl<E: ServerEngine> Node<E> {
     fn expire(&mut self) {
         let now = Instant::now();
         self.writes.retain(|_, pending| {
+            if pending.deadline > now {
+                return true;
+            }
+            let (old, _) = oneshot::channel();
+            let reply = std::mem::replace(&mut pending.reply, old);
+            let _ = reply.send(Err(ApiError::TimedOut));
+            false
+        });
+        self.ready_reads.retain_mut(|(_, pending)| {
             if pending.deadline > now {
                 return true;
             }
@@ -411,6 +425,14 @@ impl<E: ServerEngine> Node<E> {
                         "leader changed"
                     );
                     self.on_leader_change(soft.leader);
+                } else {
+                    tracing::debug!(
+                        member = self.id,
+                        term = soft.term,
+                        leader = ?soft.leader,
+                        role = %soft.role,
+                        "role or term changed"
+                    );
                 }
                 self.leader = soft.leader;
             }
@@ -418,7 +440,7 @@ impl<E: ServerEngine> Node<E> {
                 self.transport
                     .send(envelope.to, Frame::Message(envelope.message));
             }
-            self.apply(std::mem::take(&mut ready.committed));
+            self.apply(std::mem::take(&mut ready.committed))?;
             for read in ready.reads.drain(..) {
                 if let Some(pending) = self.reads.remove(&read.context) {
                     self.ready_reads.push((read.index, pending));
@@ -504,14 +526,20 @@ impl<E: ServerEngine> Node<E> {
         Ok(())
     }
 
-    fn apply(&mut self, committed: Vec<synod_core::Entry>) {
+    fn apply(&mut self, committed: Vec<synod_core::Entry>) -> Result<(), NodeError> {
         if committed.is_empty() {
-            return;
+            return Ok(());
         }
         let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
         for entry in committed {
             if entry.index <= kv.applied {
                 continue;
+            }
+            if entry.index != kv.applied + 1 {
+                return Err(NodeError::Invariant(format!(
+                    "the engine handed out entry {} to apply after {}",
+                    entry.index, kv.applied
+                )));
             }
             kv.applied = entry.index;
             let Payload::Command(bytes) = &entry.payload else {
@@ -532,6 +560,7 @@ impl<E: ServerEngine> Node<E> {
                 let _ = pending.reply.send(result);
             }
         }
+        Ok(())
     }
 
     fn release_reads(&mut self) {
@@ -569,13 +598,23 @@ impl<E: ServerEngine> Node<E> {
         let done = self.snapshot_done.0.clone();
         tokio::task::spawn_blocking(move || {
             let index = meta.index;
-            let _ = done.send(storage.save_own_snapshot(meta, &data).map(|()| index));
+            let _ = done.send(
+                storage
+                    .save_own_snapshot(meta, &data)
+                    .map(|saved| saved.then_some(index)),
+            );
         });
     }
 
-    fn on_snapshot_saved(&mut self, saved: Result<Index, StorageError>) -> Result<(), NodeError> {
+    fn on_snapshot_saved(
+        &mut self,
+        saved: Result<Option<Index>, StorageError>,
+    ) -> Result<(), NodeError> {
         self.snapshotting = false;
-        let index = saved?;
+        let Some(index) = saved? else {
+            // A snapshot from the leader overtook it.
+            return Ok(());
+        };
         if index > self.snapshot_index {
             self.snapshot_index = index;
             if let Err(error) = self.engine.compact(index) {

@@ -49,11 +49,6 @@ pub enum ServerError {
         /// Why.
         detail: String,
     },
-    /// The directory holds no data but `--initial-cluster-state existing` was given.
-    #[error(
-        "--initial-cluster-state existing, but {0} holds no data; adding a member to a running cluster (MemberAdd) is not supported yet"
-    )]
-    NoExistingData(String),
     /// The node stopped on a failure.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -102,12 +97,10 @@ impl Member {
 
     /// Waits until the member has stopped (after [`Stopper::stop`], or a fatal error).
     pub async fn wait(self) -> Result<(), ServerError> {
-        let result = self
-            .node
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))?;
-        // Whatever ended the node, the servers go with it.
+        let result = self.node.await;
+        // Whatever ended the node (a stop, a failure, a panic), the servers go with it.
         self.stop.stop();
+        let result = result.map_err(|e| ServerError::Task(e.to_string()))?;
         for server in self.servers {
             match server.await {
                 Ok(Ok(())) => {}
@@ -145,10 +138,12 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
     };
     let voters: Vec<NodeId> = settings.initial_cluster.iter().map(|p| p.id).collect();
     let data_dir = settings.data_dir.clone();
+    let may_create = settings.initial_cluster_state_new;
     let (storage, recovered) = tokio::task::spawn_blocking(move || {
         MemberStorage::open::<E::HardState>(
             &data_dir,
             &identity,
+            may_create,
             || {
                 (
                     SnapshotMeta {
@@ -164,11 +159,6 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
-    if recovered.fresh && !settings.initial_cluster_state_new {
-        return Err(ServerError::NoExistingData(
-            settings.data_dir.display().to_string(),
-        ));
-    }
     let store = MvccStore::restore(&recovered.snapshot_data).map_err(|e| {
         StorageError::Damaged(format!("snapshot {}: {e}", recovered.snapshot.index))
     })?;

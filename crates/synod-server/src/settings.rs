@@ -256,10 +256,10 @@ impl Settings {
         if self.snapshot_count == 0 {
             return Err(invalid("--snapshot-count", "must be at least 1"));
         }
-        if self.max_request_bytes == 0 || self.max_request_bytes > 64 << 20 {
+        if self.max_request_bytes == 0 || self.max_request_bytes > 32 << 20 {
             return Err(invalid(
                 "--max-request-bytes",
-                "must be between 1 byte and 64 MiB",
+                "must be between 1 byte and 32 MiB",
             ));
         }
         if self.quota_backend_bytes == 0 {

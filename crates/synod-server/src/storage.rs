@@ -10,6 +10,12 @@
 //! | `member/identity` | engine, cluster id and member id, checked at every start |
 //! | `member/wal/` | the write-ahead log ([`synod_storage::wal`]) |
 //! | `member/snap/` | state-machine snapshots ([`synod_storage::snapshot`]) |
+//! | `member/incoming/` | snapshots streamed from the leader, staged until the engine takes them |
+//!
+//! A snapshot from the leader is staged as it arrives and enters the snapshot store only when
+//! the engine asks for it to be installed (a write carrying its metadata): the persister
+//! stores it (synced, renamed, directory synced), then logs the truncation that goes with it.
+//! So the store only ever holds snapshots the engine accepted, in increasing order.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Write};
 use synod_storage::fs::RealFs;
 use synod_storage::member::{LogPolicy, recover};
-use synod_storage::snapshot::SnapshotStore;
+use synod_storage::snapshot::{SnapshotError, SnapshotStore};
 use synod_storage::wal::{Wal, WalBatch, WalOptions};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -31,6 +37,11 @@ pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// Why the member's storage could not be opened or written.
 #[derive(Debug, Error)]
 pub enum StorageError {
+    /// The directory holds no data but the member was told to rejoin an existing cluster.
+    #[error(
+        "--initial-cluster-state existing, but {0} holds no data; adding a member to a running cluster (MemberAdd) is not supported yet"
+    )]
+    NoExistingData(PathBuf),
     /// Another process holds the data directory.
     #[error(
         "data directory {0} is in use by another synod process (its lock file is held); stop that process or pick another --data-dir"
@@ -125,6 +136,7 @@ pub struct MemberStorage {
     wal: Mutex<Wal<RealFs>>,
     snapshots: Mutex<SnapshotStore<RealFs>>,
     dir: PathBuf,
+    incoming: PathBuf,
     _lock: File,
 }
 
@@ -143,10 +155,12 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Storage
 
 impl MemberStorage {
     /// Opens (creating if needed) the data directory, takes its lock, checks its identity,
-    /// and recovers. `initial` is the snapshot a brand-new member starts from.
+    /// and recovers. `initial` is the snapshot a brand-new member starts from; with
+    /// `may_create` false an empty directory is refused before anything is written.
     pub fn open<H: DurableState>(
         data_dir: &Path,
         identity: &Identity,
+        may_create: bool,
         initial: impl FnOnce() -> (SnapshotMeta, Vec<u8>),
         policy: LogPolicy,
     ) -> Result<(Arc<MemberStorage>, Recovered<H>), StorageError> {
@@ -190,9 +204,22 @@ impl MemberStorage {
                 }
                 false
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !may_create {
+                    return Err(StorageError::NoExistingData(data_dir.to_path_buf()));
+                }
+                true
+            }
             Err(e) => return Err(io("reading", &id_path)(e)),
         };
+        let incoming = member.join("incoming");
+        // Staged snapshots do not survive a restart: the leader sends again.
+        match std::fs::remove_dir_all(&incoming) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("clearing", &incoming)(e)),
+        }
+        std::fs::create_dir_all(&incoming).map_err(io("creating", &incoming))?;
         let (wal, recovered) = Wal::open(RealFs, &member.join("wal"), WalOptions::default())?;
         for warning in &recovered.warnings {
             tracing::warn!(%warning, "write-ahead log recovery");
@@ -241,6 +268,7 @@ impl MemberStorage {
             wal: Mutex::new(wal),
             snapshots: Mutex::new(snapshots),
             dir: data_dir.to_path_buf(),
+            incoming,
             _lock: lock,
         });
         Ok((
@@ -264,12 +292,23 @@ impl MemberStorage {
         self.wal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores a snapshot this member took, then drops the log segments it covers.
-    pub fn save_own_snapshot(&self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    /// Stores a snapshot this member took, then drops the log segments it covers. Returns
+    /// false if a newer snapshot (installed from the leader meanwhile) made it pointless.
+    pub fn save_own_snapshot(&self, meta: SnapshotMeta, data: &[u8]) -> Result<bool, StorageError> {
         let index = meta.index;
-        write_snapshot(&mut self.snapshots(), meta, data)?;
+        match write_snapshot(&mut self.snapshots(), meta, data) {
+            Ok(()) => {}
+            Err(StorageError::Snapshot(SnapshotError::Stale { .. })) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         self.wal().compact(index)?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Where a snapshot streamed from the leader is staged.
+    pub fn staged_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        self.incoming
+            .join(format!("{:020}-{:020}.snap", meta.index, meta.term))
     }
 
     /// Starts the persister thread. Writes sent to the returned sender are made durable in
@@ -301,6 +340,11 @@ impl MemberStorage {
     }
 
     fn persist_round<H: DurableState>(&self, round: &[Write<H>]) -> Result<(), StorageError> {
+        for write in round {
+            if let Some(meta) = write.snapshot() {
+                self.install_staged(meta)?;
+            }
+        }
         let mut wal = self.wal();
         for write in round {
             if write.is_empty() {
@@ -313,8 +357,7 @@ impl MemberStorage {
             });
             let batch = WalBatch {
                 hard_state,
-                // The snapshot itself was stored (synced and renamed) when it arrived;
-                // installing it replaces the whole log.
+                // The snapshot itself was stored above; installing it replaces the whole log.
                 truncate_from: if write.snapshot().is_some() {
                     Some(0)
                 } else {
@@ -338,30 +381,28 @@ impl MemberStorage {
         Ok(self.snapshots().read_all(index)?)
     }
 
-    /// Stores a snapshot streamed from the leader. `chunks` carries its contents in order,
-    /// then `None` to mark the end; a stream that stops before the end stores nothing.
-    pub fn receive_snapshot(
-        &self,
-        meta: SnapshotMeta,
-        chunks: std::sync::mpsc::Receiver<Option<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+    /// Moves a staged snapshot into the store (synced), unless it is there already.
+    fn install_staged(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        let staged = self.staged_path(meta);
         let mut store = self.snapshots();
         if store.snapshots().iter().any(|s| s.index == meta.index) {
             return Ok(());
         }
-        let mut writer = store.begin(meta)?;
+        let mut file = File::open(&staged).map_err(io("opening the staged snapshot", &staged))?;
+        let mut writer = store.begin(meta.clone())?;
+        let mut buffer = vec![0; SNAPSHOT_CHUNK];
         loop {
-            match chunks.recv() {
-                Ok(Some(chunk)) => writer.write_chunk(&chunk)?,
-                Ok(None) => break,
-                Err(_) => {
-                    return Err(StorageError::Damaged(
-                        "the snapshot stream ended early".into(),
-                    ));
-                }
+            let n = std::io::Read::read(&mut file, &mut buffer)
+                .map_err(io("reading the staged snapshot", &staged))?;
+            if n == 0 {
+                break;
             }
+            writer.write_chunk(&buffer[..n])?;
         }
         writer.finish()?;
+        drop(store);
+        // The store holds it now; the staged copy may go (a leftover is cleared at start).
+        let _ = std::fs::remove_file(&staged);
         Ok(())
     }
 }

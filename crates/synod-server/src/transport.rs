@@ -10,8 +10,9 @@
 //! fit is dropped (the protocols retransmit), which is the back-pressure. A writer batches
 //! whatever is queued into one socket write. A lost connection is redialled with exponential
 //! backoff. A snapshot travels as [`Frame::SnapshotBegin`], chunks, [`Frame::SnapshotEnd`] and
-//! then the message that refers to it; the receiver streams the chunks into its snapshot store
-//! and delivers the message only once the snapshot is durable.
+//! then the message that refers to it; the receiver stages the chunks in a file and delivers
+//! the message only once the snapshot arrived whole. It enters the snapshot store only if the
+//! engine takes it (see [`crate::storage`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use synod_core::{NodeId, SnapshotMeta, WireMessage};
+use synod_storage::snapshot::SnapshotReader;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -30,7 +33,7 @@ use crate::members::Members;
 use crate::storage::{MemberStorage, SNAPSHOT_CHUNK};
 
 /// The largest frame accepted.
-const MAX_FRAME_BYTES: usize = 64 << 20;
+const MAX_FRAME_BYTES: usize = 128 << 20;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 4096;
 /// How long a handshake may take.
@@ -293,58 +296,69 @@ where
         .map_err(|e: std::io::Error| e.to_string())
 }
 
-/// Sends the snapshot at `meta.index` from the store, chunk by chunk.
+/// What the snapshot reader thread hands the connection.
+enum Chunk {
+    Data(Bytes),
+    Done,
+    Failed(String),
+}
+
+/// Sends the snapshot at `meta.index` from the store, chunk by chunk. The file is read
+/// without holding the store, so a slow peer holds up nothing else.
 async fn stream_snapshot<M: Serialize>(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     meta: SnapshotMeta,
     storage: &Arc<MemberStorage>,
 ) -> Result<(), String> {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, String>>(4);
-    let index = meta.index;
-    let storage = storage.clone();
+    let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+    let (index, term) = (meta.index, meta.term);
+    let path = storage.snapshots().snapshot_path(index, term);
     tokio::task::spawn_blocking(move || {
-        let store = storage.snapshots();
-        let mut reader = match store.open_reader(index) {
+        let fs = synod_storage::fs::RealFs;
+        let mut reader = match SnapshotReader::open(&fs, path, index, term) {
             Ok(reader) => reader,
             Err(e) => {
-                let _ = tx.blocking_send(Err(e.to_string()));
+                let _ = tx.blocking_send(Chunk::Failed(e.to_string()));
                 return;
             }
         };
         loop {
-            match reader.next_chunk(SNAPSHOT_CHUNK) {
-                Ok(Some(chunk)) => {
-                    if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e.to_string()));
-                    return;
-                }
+            let chunk = match reader.next_chunk(SNAPSHOT_CHUNK) {
+                Ok(Some(chunk)) => Chunk::Data(Bytes::from(chunk)),
+                Ok(None) => Chunk::Done,
+                Err(e) => Chunk::Failed(e.to_string()),
+            };
+            let last = !matches!(chunk, Chunk::Data(_));
+            if tx.blocking_send(chunk).is_err() || last {
+                return;
             }
         }
     });
     conn.feed(encode::<M>(&Frame::SnapshotBegin(meta)))
         .await
         .map_err(|e| e.to_string())?;
-    while let Some(chunk) = rx.recv().await {
-        let chunk = chunk.map_err(|e| format!("reading snapshot {index}: {e}"))?;
-        conn.send(encode::<M>(&Frame::SnapshotChunk(chunk)))
-            .await
-            .map_err(|e| e.to_string())?;
+    loop {
+        match rx.recv().await {
+            Some(Chunk::Data(chunk)) => conn
+                .send(encode::<M>(&Frame::SnapshotChunk(chunk)))
+                .await
+                .map_err(|e| e.to_string())?,
+            Some(Chunk::Done) => break,
+            Some(Chunk::Failed(e)) => return Err(format!("reading snapshot {index}: {e}")),
+            None => return Err(format!("reading snapshot {index}: the reader stopped")),
+        }
     }
     conn.feed(encode::<M>(&Frame::SnapshotEnd))
         .await
         .map_err(|e| e.to_string())
 }
 
-/// A snapshot being received: where its chunks go, and the task storing them.
-type Receiving = (
-    std::sync::mpsc::Sender<Option<Vec<u8>>>,
-    tokio::task::JoinHandle<Result<(), crate::storage::StorageError>>,
-);
+/// A snapshot being received: where it is staged, and how much has arrived.
+struct Receiving {
+    meta: SnapshotMeta,
+    file: tokio::fs::File,
+    part: std::path::PathBuf,
+}
 
 /// Accepts peer connections and hands what arrives to `inbound`.
 pub async fn accept_loop<M>(
@@ -479,29 +493,35 @@ where
             },
             Frame::ForwardFailed { request_id } => Inbound::ForwardFailed { request_id },
             Frame::SnapshotBegin(meta) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                let storage = storage.clone();
-                let task = tokio::task::spawn_blocking(move || storage.receive_snapshot(meta, rx));
-                snapshot = Some((tx, task));
                 snapshot_ok = false;
+                let part = storage.staged_path(&meta).with_extension("part");
+                let file = tokio::fs::File::create(&part)
+                    .await
+                    .map_err(|e| format!("staging snapshot {}: {e}", meta.index))?;
+                snapshot = Some(Receiving { meta, file, part });
                 continue;
             }
             Frame::SnapshotChunk(chunk) => {
-                let (tx, _) = snapshot.as_ref().ok_or("a snapshot chunk out of place")?;
-                tx.send(Some(chunk.to_vec()))
-                    .map_err(|_| "the snapshot store stopped receiving")?;
+                let receiving = snapshot.as_mut().ok_or("a snapshot chunk out of place")?;
+                receiving
+                    .file
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| format!("staging a snapshot: {e}"))?;
                 continue;
             }
             Frame::SnapshotEnd => {
-                let (tx, task) = snapshot.take().ok_or("a snapshot end out of place")?;
-                let _ = tx.send(None);
-                match task.await {
-                    Ok(Ok(())) => snapshot_ok = true,
-                    Ok(Err(error)) => {
-                        tracing::error!(peer = from, %error, "storing a snapshot from a peer");
-                    }
-                    Err(error) => return Err(error.to_string()),
-                }
+                let mut receiving = snapshot.take().ok_or("a snapshot end out of place")?;
+                receiving
+                    .file
+                    .flush()
+                    .await
+                    .map_err(|e| format!("staging a snapshot: {e}"))?;
+                drop(receiving.file);
+                tokio::fs::rename(&receiving.part, storage.staged_path(&receiving.meta))
+                    .await
+                    .map_err(|e| format!("staging a snapshot: {e}"))?;
+                snapshot_ok = true;
                 continue;
             }
             Frame::Hello { .. } | Frame::Welcome { .. } | Frame::Refused { .. } => {

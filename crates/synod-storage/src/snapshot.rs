@@ -664,8 +664,10 @@ enum ReaderState {
 
 impl<'a, F: Fs> SnapshotReader<'a, F> {
     /// Opens `path`, expected to hold the snapshot at (`index`, `term`), and checks everything
-    /// but the CRC.
-    fn open(fs: &'a F, path: PathBuf, index: Index, term: Term) -> Result<Self, SnapshotError> {
+    /// but the CRC. Reading this way needs no [`SnapshotStore`], so a long read (streaming a
+    /// snapshot to a slow peer) does not hold up the store; if the store prunes the file
+    /// meanwhile, the read fails rather than returning wrong bytes.
+    pub fn open(fs: &'a F, path: PathBuf, index: Index, term: Term) -> Result<Self, SnapshotError> {
         let corrupt = |reason: String| SnapshotError::Corrupt {
             path: path.clone(),
             reason,

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -109,6 +111,10 @@ impl Cluster {
             .arg("200")
             .args(&self.extra)
             .env_remove("SYNOD_NAME")
+            .env(
+                "SYNOD_LOG_LEVEL",
+                std::env::var("SYNOD_TEST_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log handle"))
             .stderr(log)
@@ -122,6 +128,14 @@ impl Cluster {
         if let Some(mut child) = self.procs[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Whether member `i`'s process is running (started and not exited).
+    pub fn alive(&mut self, i: usize) -> bool {
+        match self.procs[i].child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
         }
     }
 
@@ -233,5 +247,9 @@ pub fn wait_ready(cluster: &Cluster) {
         let (ok, _, _) = etcdctl(&endpoints, &["put", "__ready", "1"], None);
         ok.then_some(())
     });
-    assert!(ok.is_some(), "cluster never became ready\n{}", cluster.logs());
+    assert!(
+        ok.is_some(),
+        "cluster never became ready\n{}",
+        cluster.logs()
+    );
 }
