@@ -12,9 +12,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound and released; another process could take it, which on a
-/// test machine is rare).
+/// A free loopback port for a member to listen on.
+///
+/// Ports come from a block of this test process's own, below the kernel's ephemeral range
+/// (32768 and up on Linux), so that no other process is handed the same port by a `bind` to
+/// port 0 between our check and the member's own bind (which happened with bind-and-release
+/// when test binaries ran side by side). A port found in use is skipped.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const BLOCK: u16 = 60;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 370) as u16 * BLOCK;
+    for _ in 0..BLOCK {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % BLOCK;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    // The block is exhausted (many clusters in one process): fall back to the kernel's choice.
     TcpListener::bind("127.0.0.1:0")
         .expect("binding a loopback port")
         .local_addr()
