@@ -86,7 +86,12 @@ pub async fn wait_ready(cluster: &Cluster, client: &mut Client) {
     }
 }
 
-/// Waits until every running member answers Maintenance.Status and knows a leader.
+/// Waits until every running member knows the leader (Maintenance.Status) and commits a write
+/// made through it.
+///
+/// The write matters after a restart: a follower forwards a write to the leader over its own
+/// link, which may still be redialling after the leader came back, and a write forwarded then
+/// is lost and answers "request timed out" only after the server's 7 s deadline.
 pub async fn wait_all_ready(cluster: &Cluster) {
     for (i, p) in cluster.procs.iter().enumerate() {
         if p.child.is_none() {
@@ -104,6 +109,19 @@ pub async fn wait_all_ready(cluster: &Cluster) {
             assert!(
                 Instant::now() < deadline,
                 "member {} never knew a leader\n{}",
+                p.name,
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        loop {
+            let put = client.put("__ready", p.name.as_str(), None);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), put).await {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no write commits through member {}\n{}",
                 p.name,
                 cluster.logs()
             );
