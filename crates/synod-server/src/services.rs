@@ -88,6 +88,9 @@ impl pb::kv_server::Kv for KvService {
         s.check_leader(&request)?;
         let request = request.into_inner();
         s.check_size(&request)?;
+        if request.key.is_empty() {
+            return Err(ApiError::Kv(synod_kv::KvError::EmptyKey).into());
+        }
         let serializable = request.serializable;
         let range = convert::range_request(request)?;
         if !serializable {

@@ -246,8 +246,8 @@ async fn dial_loop<M>(
         };
         tracing::info!(peer, %addr, "connected to peer");
         backoff = Duration::from_millis(20);
-        // Frames queued while disconnected are stale by now; the protocols resend.
-        while queue.try_recv().is_ok() {}
+        // Frames queued while disconnected are sent now: protocol messages that went stale
+        // are ignored by the peer, and a write forwarded to the leader must not be lost.
         loop {
             let first = tokio::select! {
                 frame = queue.recv() => match frame {

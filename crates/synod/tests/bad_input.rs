@@ -51,13 +51,11 @@ on_both_engines!(
 // key is not provided", InvalidArgument. synod answers it with an empty result instead, so these
 // wait, ignored, for the fix in the KV service.
 #[test]
-#[ignore = "synod answers KV.Range with an empty key instead of refusing it"]
 fn range_with_an_empty_key_raft() {
     range_with_an_empty_key("raft");
 }
 
 #[test]
-#[ignore = "synod answers KV.Range with an empty key instead of refusing it"]
 fn range_with_an_empty_key_multipaxos() {
     range_with_an_empty_key("multipaxos");
 }
