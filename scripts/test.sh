@@ -15,7 +15,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features synod/bench -- -D warnings
 
 # crates/synod/tests/etcdctl.rs runs etcdctl 3.4 against real clusters: Debian's etcd-client.
 if ! command -v etcdctl >/dev/null; then
@@ -38,7 +38,7 @@ fi
 # Tests run optimised but keep debug assertions and overflow checks (profile `test-release`),
 # so that the protocol tests and property tests cover many cases quickly and still trap bugs.
 echo "== cargo test"
-cargo test --workspace --locked --profile test-release
+cargo test --workspace --locked --profile test-release --features synod/bench
 
 # Each benchmark runs once, as a test, so that a broken benchmark is caught here too.
 echo "== benchmarks, once each"

@@ -1,6 +1,8 @@
 //! `synod`: one binary for running members (`serve`), a local three-member cluster (`dev`),
-//! and the tools around them.
+//! and the tools around them: `bench`, a load generator (built with `--features bench`).
 
+#[cfg(feature = "bench")]
+mod bench;
 mod config;
 mod dev;
 
@@ -26,6 +28,17 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Runs a three-member cluster on loopback, with etcd's local-cluster ports.
     Dev(dev::DevArgs),
+    /// Drives a cluster (synod or etcd) with a closed-loop load and reports throughput and
+    /// latency.
+    #[cfg(feature = "bench")]
+    Bench(bench::BenchArgs),
+    /// Not in this build: the load generator needs `--features bench`.
+    #[cfg(not(feature = "bench"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +73,16 @@ fn main() -> ExitCode {
             }
         },
         Command::Dev(args) => runtime.block_on(dev::run(args)),
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => {
+            eprintln!(
+                "synod bench: this synod was built without the load generator; build it with \
+                 `cargo build --release --features bench`"
+            );
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
