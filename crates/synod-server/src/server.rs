@@ -290,7 +290,17 @@ async fn serve_clients(
     health_reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Nagle's algorithm would hold small responses back until the client's delayed ACK
+    // (some 40 ms); tonic's own nodelay setting does not reach sockets accepted here.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            if let Ok(stream) = &accepted {
+                let _ = stream.set_nodelay(true);
+            }
+            accepted
+        },
+    );
     tonic::transport::Server::builder()
         .add_service(
             pb::kv_server::KvServer::new(KvService(shared.clone()))
