@@ -211,7 +211,7 @@ fn table_rows(table: &str) -> Vec<Vec<String>> {
 /// the header centred (the odd space of padding on the right), a border, the rows, a border.
 fn render_table(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let border = widths
         .iter()
@@ -219,7 +219,8 @@ fn render_table(rows: &[Vec<String>]) -> String {
     let line = |row: &Vec<String>, centred: bool| {
         let mut s = String::from("|");
         for (cell, &width) in row.iter().zip(&widths) {
-            let gap = width - cell.len();
+            // Widths count characters, as etcdctl's table writer does ("859.071µs" is 9).
+            let gap = width - cell.chars().count();
             let left = if centred { gap / 2 } else { gap };
             s += &format!(" {}{cell}{} |", " ".repeat(left), " ".repeat(gap - left));
         }
