@@ -31,7 +31,8 @@ enum Command {
     /// Drives a cluster (synod or etcd) with a closed-loop load and reports throughput and
     /// latency.
     #[cfg(feature = "bench")]
-    Bench(bench::BenchArgs),
+    #[command(args_conflicts_with_subcommands = true)]
+    Bench(Box<bench::BenchArgs>),
     /// Not in this build: the load generator needs `--features bench`.
     #[cfg(not(feature = "bench"))]
     #[command(hide = true, disable_help_flag = true)]
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         },
         Command::Dev(args) => runtime.block_on(dev::run(args)),
         #[cfg(feature = "bench")]
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(args) => runtime.block_on(bench::run(*args)),
         #[cfg(not(feature = "bench"))]
         Command::Bench { .. } => {
             eprintln!(

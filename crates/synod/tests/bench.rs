@@ -229,3 +229,131 @@ fn an_unreachable_cluster_fails_within_the_timeout() {
     assert!(report["first_error"].is_string(), "{report}");
     assert!(stderr.contains("no request succeeded"), "{stderr}");
 }
+
+#[test]
+fn failover_kills_the_leader_and_times_the_next_write() {
+    let mut cluster = Cluster::start(3, "raft", &[]);
+    wait_ready(&cluster);
+    let pids: Vec<String> = cluster
+        .procs
+        .iter()
+        .map(|p| p.child.as_ref().expect("running").id().to_string())
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["bench", "failover", "--endpoints", &cluster.endpoints()])
+        .args(["--pids", &pids.join(","), "--json"])
+        .env("SYNOD_LOG_LEVEL", "warn")
+        .output()
+        .expect("synod bench failover runs");
+    let (ok, stdout, stderr) = (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}\n{}", cluster.logs());
+    let trial: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("the trial is not JSON ({e}): {stdout}"));
+    // The test cluster elects within 200-400 ms of silence (--election-timeout 200).
+    let failover_ms = number(&trial, "failover_ms");
+    assert!((1.0..10_000.0).contains(&failover_ms), "{trial}");
+    assert!(number(&trial, "attempts") >= 1.0, "{trial}");
+    let killed = trial["leader_pid"].to_string();
+    let leader = trial["leader_endpoint"].as_str().expect("an endpoint");
+    // Exactly the leader's process died, and the survivors named another leader.
+    for (i, p) in cluster.procs.iter_mut().enumerate() {
+        let child = p.child.as_mut().expect("a child");
+        // The kill came before the first write succeeded, long enough ago to have landed.
+        let exited = child.try_wait().expect("try_wait").is_some();
+        assert_eq!(exited, pids[i] == killed, "member {i}: {trial}");
+        assert_eq!(p.endpoint() == leader, pids[i] == killed, "{trial}");
+    }
+    let new_leader = trial["new_leader_endpoint"].as_str().expect("a new leader");
+    assert_ne!(new_leader, leader, "{trial}");
+}
+
+#[test]
+fn failover_refuses_mismatched_pids() {
+    let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args([
+            "bench",
+            "failover",
+            "--endpoints",
+            "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+        ])
+        .args(["--pids", "1,2"])
+        .env("SYNOD_LOG_LEVEL", "warn")
+        .output()
+        .expect("synod bench failover runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--pids 2"), "{stderr}");
+}
+
+/// `synod bench report` over a results directory made of real runs (the same cluster stands in
+/// for both systems): the document has its tables and links its plots, which are PNGs.
+#[test]
+fn report_writes_the_document_and_its_plots() {
+    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    if !std::path::Path::new(font).exists() {
+        eprintln!("skipped: no {font} (Debian's fonts-dejavu-core) for the plots' text");
+        return;
+    }
+    let cluster = Cluster::start(3, "raft", &[]);
+    wait_ready(&cluster);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(results.join("runs")).expect("runs/");
+    std::fs::write(results.join("settings.txt"), "mode: test\nrounds: 1\n").expect("settings");
+    for system in ["etcd", "synod"] {
+        for clients in ["1", "4"] {
+            let (ok, stdout, stderr) = bench(
+                &cluster,
+                &[
+                    "--workload",
+                    "put",
+                    "--clients",
+                    clients,
+                    "--key-space",
+                    "100",
+                    "--duration",
+                    "300ms",
+                    "--warmup",
+                    "0s",
+                    "--json",
+                ],
+            );
+            assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+            let name = format!("{system}.r1.put.c{clients}.json");
+            std::fs::write(results.join("runs").join(name), stdout).expect("a run");
+        }
+    }
+    let out_file = dir.path().join("BENCHMARKS.md");
+    let plots = dir.path().join("plots");
+    let out = Command::new(env!("CARGO_BIN_EXE_synod"))
+        .args(["bench", "report", "--font", font, "--notes", "/dev/null"])
+        .arg("--results")
+        .arg(&results)
+        .arg("--out")
+        .arg(&out_file)
+        .arg("--plots")
+        .arg(&plots)
+        .env("SYNOD_LOG_LEVEL", "warn")
+        .output()
+        .expect("synod bench report runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document = std::fs::read_to_string(&out_file).expect("the document");
+    assert!(document.contains("| put | 4 |"), "{document}");
+    assert!(document.contains("](plots/throughput.png)"), "{document}");
+    assert!(
+        document.contains("put, 1 client: p50 latency"),
+        "{document}"
+    );
+    for png in ["throughput.png", "latency-cdf-put.png"] {
+        let bytes = std::fs::read(plots.join(png)).expect("a plot");
+        assert!(bytes.starts_with(b"\x89PNG"), "{png} is not a PNG");
+    }
+}

@@ -16,18 +16,31 @@
 //!     --clients 64 --conns 8 --workload get --duration 10s
 //! ```
 //!
+//! Two tools sit beside the load generator, for `bench/compare.sh`, which compares synod with
+//! etcd: `synod bench failover` times one leader failover, and `synod bench report` turns the
+//! comparison's raw results into BENCHMARKS.md and its plots.
+//!
 //! Modules: [`workload`] (what one request does), [`driver`] (the closed loops and the clock),
-//! [`report`] (the figures, as a table or JSON), [`progress`] (the bar on stderr).
+//! [`report`] (one run's figures, as a table or JSON), [`progress`] (the bar on stderr),
+//! [`failover`] (one failover trial); for `synod bench report`, [`results`] (the comparison's
+//! raw results and the rule that picks a run among rounds), [`targets`] (issue 7's targets,
+//! judged), [`markdown`] (the document), [`plots`] (the PNGs) and [`compare`] (the command).
 
+pub mod compare;
 pub mod driver;
+pub mod failover;
+pub mod markdown;
+pub mod plots;
 pub mod progress;
 pub mod report;
+pub mod results;
+pub mod targets;
 pub mod workload;
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use etcd_client::{Client, ConnectOptions};
 
 use self::driver::Plan;
@@ -44,6 +57,9 @@ pub const RUN_DURATION_DEFAULT: Duration = Duration::from_secs(10);
 /// Flags of `synod bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// A tool beside the load generator; without one, `synod bench` runs a load.
+    #[command(subcommand)]
+    pub tool: Option<BenchTool>,
     /// Client endpoints (host:port or http://host:port), comma-separated.
     #[arg(
         long,
@@ -78,9 +94,25 @@ pub struct BenchArgs {
     /// Give up on one request after this long (counted as an error).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
+    /// How many puts preloading keeps in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub preload_concurrency: u32,
+    /// Do not write the keys before a workload that reads them: an earlier run against the
+    /// same cluster, with the same --key-space, already did.
+    #[arg(long)]
+    pub skip_preload: bool,
     /// Print the report as one JSON object on stdout (and no progress bar).
     #[arg(long)]
     pub json: bool,
+}
+
+/// The tools beside the load generator.
+#[derive(Debug, Subcommand)]
+pub enum BenchTool {
+    /// Kills the leader with SIGKILL and times how long until a write succeeds again.
+    Failover(failover::FailoverArgs),
+    /// Writes BENCHMARKS.md and its plots from the results of bench/compare.sh.
+    Report(compare::ReportArgs),
 }
 
 /// Runs a benchmark and prints its report on stdout.
@@ -88,6 +120,11 @@ pub struct BenchArgs {
 /// Fails if the endpoints cannot be reached, preloading fails, or no request succeeded (the
 /// report is still printed in the last case).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.tool {
+        Some(BenchTool::Failover(failover)) => return failover::run(failover).await,
+        Some(BenchTool::Report(report)) => return compare::run(report),
+        None => {}
+    }
     if args.endpoints.iter().all(|e| e.trim().is_empty()) {
         bail!("--endpoints is empty");
     }
@@ -118,11 +155,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         value_size: args.value_size,
     };
     let progress = Progress::new(!args.json);
-    if spec.workload.needs_preload() {
+    if spec.workload.needs_preload() && !args.skip_preload {
         progress.set_message(format!("preloading {} keys", spec.key_space));
-        workload::preload(&spec, &kv_clients, args.timeout)
-            .await
-            .context("preloading the keys")?;
+        workload::preload(
+            &spec,
+            &kv_clients,
+            args.preload_concurrency as usize,
+            args.timeout,
+        )
+        .await
+        .context("preloading the keys")?;
     }
 
     let duration = match (args.duration, args.total) {

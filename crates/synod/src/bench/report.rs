@@ -2,18 +2,39 @@
 //!
 //! The JSON field names are stable: scripts and the integration test read them. Latencies
 //! are in microseconds and come from an HDR histogram with three significant digits, so each
-//! percentile is within 0.1% of the exact one.
+//! percentile is within 0.1% of the exact one. `latency_us_by_quantile` is a ladder of
+//! [`LADDER_QUANTILES`] for plotting the latency distribution (`synod bench report` draws it).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::driver::Tally;
 use super::workload::Spec;
 
+/// The quantiles of the latency ladder: every 2% up to 98%, then the tail, then the maximum.
+/// Enough points for a smooth distribution plot, few enough to keep a report to one line.
+pub const LADDER_QUANTILES: [f64; 56] = {
+    let mut ladder = [0.0; 56];
+    let mut i = 0;
+    while i < 50 {
+        ladder[i] = i as f64 / 50.0;
+        i += 1;
+    }
+    let tail = [0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0];
+    let mut j = 0;
+    while j < tail.len() {
+        ladder[50 + j] = tail[j];
+        j += 1;
+    }
+    ladder
+};
+
+const _: () = assert!(LADDER_QUANTILES[49] < LADDER_QUANTILES[50] && LADDER_QUANTILES[55] == 1.0);
+
 /// What one run measured, with the settings that produced it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// The workload's name (`put`, `get`, `get-serializable`, `txn`, `mixed`).
     pub workload: String,
@@ -55,6 +76,10 @@ pub struct Report {
     pub latency_us_max: u64,
     /// The first error's message, if there was one.
     pub first_error: Option<String>,
+    /// `[quantile, latency_us]` for each of [`LADDER_QUANTILES`], in order (empty if no request
+    /// succeeded). Reports written before the ladder existed lack it.
+    #[serde(default)]
+    pub latency_us_by_quantile: Vec<(f64, u64)>,
 }
 
 impl Report {
@@ -107,6 +132,14 @@ impl Report {
             latency_us_p999: percentile(0.999),
             latency_us_max: if requests == 0 { 0 } else { latency.max() },
             first_error: tally.first_error.clone(),
+            latency_us_by_quantile: if requests == 0 {
+                Vec::new()
+            } else {
+                LADDER_QUANTILES
+                    .iter()
+                    .map(|&q| (q, latency.value_at_quantile(q)))
+                    .collect()
+            },
         };
         debug_assert!(report.percentiles_in_order(), "{report:?}");
         report
@@ -122,7 +155,11 @@ impl Report {
             self.latency_us_p999,
             self.latency_us_max,
         ];
-        ordered.windows(2).all(|pair| pair[0] <= pair[1])
+        let ladder_ordered = self
+            .latency_us_by_quantile
+            .windows(2)
+            .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1);
+        ordered.windows(2).all(|pair| pair[0] <= pair[1]) && ladder_ordered
     }
 
     /// The report as one line of JSON.
@@ -225,6 +262,13 @@ mod tests {
         assert_eq!(json["latency_us_p99"], 990);
         assert_eq!(json["errors"], 2);
         assert_eq!(json["first_error"], "boom");
+        let ladder = json["latency_us_by_quantile"].as_array().expect("a ladder");
+        assert_eq!(ladder.len(), LADDER_QUANTILES.len());
+        assert_eq!(ladder[25][0], 0.5);
+        assert_eq!(ladder[25][1], 500);
+        assert_eq!(ladder[55][1], 1000);
+        let parsed: Report = serde_json::from_str(&report.to_json()).expect("a report parses");
+        assert_eq!(parsed.latency_us_by_quantile, report.latency_us_by_quantile);
         let table = report.to_table();
         assert!(table.contains("latency p99.9"), "{table}");
     }
@@ -241,6 +285,7 @@ mod tests {
         let report = Report::new(&spec(), &[], 1, 1, Duration::ZERO, &tally);
         assert_eq!(report.throughput_per_second, 0.0);
         assert_eq!(report.latency_us_max, 0);
+        assert!(report.latency_us_by_quantile.is_empty());
         assert!(report.percentiles_in_order());
     }
 }

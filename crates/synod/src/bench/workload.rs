@@ -137,22 +137,22 @@ impl Generator {
     }
 }
 
-/// How many puts preloading keeps in flight at once.
-const PRELOAD_CONCURRENCY: usize = 64;
-
-/// Writes every key of the key space once, spreading the puts over the connections.
+/// Writes every key of the key space once, with `concurrency` puts in flight spread over the
+/// connections.
 ///
 /// Fails on the first put that fails or takes longer than `timeout`.
 pub async fn preload(
     spec: &Spec,
     kv_clients: &[KvClient],
+    concurrency: usize,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     assert!(!kv_clients.is_empty(), "preloading without a connection");
+    assert!(concurrency >= 1, "preloading with nothing in flight");
     let next = Arc::new(AtomicU64::new(0));
     let value = value_bytes(spec.value_size);
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..PRELOAD_CONCURRENCY.min(spec.key_space as usize) {
+    for worker in 0..concurrency.min(spec.key_space as usize) {
         let mut kv = kv_clients[worker % kv_clients.len()].clone();
         let next = next.clone();
         let value = value.clone();
