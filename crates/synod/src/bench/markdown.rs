@@ -240,10 +240,12 @@ fn throughput_section(w: &mut String, results: &Results, plots: &Plots) {
         .filter(|r| r.report.workload == "txn" && r.report.conflicts > 0)
         .map(|r| {
             format!(
-                "{} round {} at {} clients: {:.1}%",
+                "{} round {} at {} clients: {} of {} ({:.2}%)",
                 r.system,
                 r.round,
                 r.report.clients,
+                r.report.conflicts,
+                r.report.requests,
                 100.0 * r.report.conflicts as f64 / r.report.requests.max(1) as f64
             )
         })
