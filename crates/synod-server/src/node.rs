@@ -118,7 +118,7 @@ impl NodeHandle {
 struct PendingWrite {
     reply: oneshot::Sender<Result<Response, ApiError>>,
     deadline: Instant,
-    /// The encoded command, kept to forward again if the leader changes before it is placed.
+    /// The leader the write was forwarded to, if this member was not leading.
     forwarded_to: Option<NodeId>,
 }
 
@@ -383,33 +383,15 @@ impl<E: ServerEngine> Node<E> {
     /// Fails requests past their deadline.
     fn expire(&mut self) {
         let now = Instant::now();
-        self.writes.retain(|_, pending| {
-            if pending.deadline > now {
-                return true;
-            }
-            let (old, _) = oneshot::channel();
-            let reply = std::mem::replace(&mut pending.reply, old);
-            let _ = reply.send(Err(ApiError::TimedOut));
-            false
-        });
-        self.ready_reads.retain_mut(|(_, pending)| {
-            if pending.deadline > now {
-                return true;
-            }
-            let (old, _) = oneshot::channel();
-            let reply = std::mem::replace(&mut pending.reply, old);
-            let _ = reply.send(Err(ApiError::TimedOut));
-            false
-        });
-        self.reads.retain(|_, pending| {
-            if pending.deadline > now {
-                return true;
-            }
-            let (old, _) = oneshot::channel();
-            let reply = std::mem::replace(&mut pending.reply, old);
-            let _ = reply.send(Err(ApiError::TimedOut));
-            false
-        });
+        for (_, pending) in self.writes.extract_if(|_, p| p.deadline <= now) {
+            let _ = pending.reply.send(Err(ApiError::TimedOut));
+        }
+        for (_, pending) in self.reads.extract_if(|_, p| p.deadline <= now) {
+            let _ = pending.reply.send(Err(ApiError::TimedOut));
+        }
+        for (_, pending) in self.ready_reads.extract_if(.., |(_, p)| p.deadline <= now) {
+            let _ = pending.reply.send(Err(ApiError::TimedOut));
+        }
     }
 
     async fn process_ready(&mut self) -> Result<(), NodeError> {
