@@ -179,6 +179,11 @@ pub enum CompactError {
 /// whole log), drop every stored entry at index `>=` [`Write::truncate_from`], store
 /// [`Write::entries`] (each overwrites any stored entry at its index), store
 /// [`Write::hard_state`]. Then make it durable and hand it back with [`Engine::persisted`].
+///
+/// A write whose [`Write::needs_sync`] is false holds only state the engine can lose in a crash
+/// (a commit index, which the protocols keep in volatile state): store it, but it may be handed
+/// back without waiting for a sync. A later synced write makes it durable with everything before
+/// it; a crash may lose it, but then also loses nothing written before it that was synced.
 #[derive(Debug)]
 #[must_use = "a Write must be made durable and handed back to the engine"]
 pub struct Write<H> {
@@ -187,6 +192,7 @@ pub struct Write<H> {
     truncate_from: Option<Index>,
     entries: Vec<Entry>,
     snapshot: Option<SnapshotMeta>,
+    sync: bool,
 }
 
 impl<H> Write<H> {
@@ -204,7 +210,22 @@ impl<H> Write<H> {
             truncate_from,
             entries,
             snapshot,
+            sync: true,
         }
+    }
+
+    /// Marks a write that the engine could lose in a crash without harm: it holds no entries,
+    /// truncation or snapshot, and its hard state differs from the last synced one only in
+    /// what the protocol treats as volatile. Ignored (the write stays synced) otherwise.
+    pub fn without_sync(mut self) -> Self {
+        self.sync =
+            !(self.truncate_from.is_none() && self.entries.is_empty() && self.snapshot.is_none());
+        self
+    }
+
+    /// Whether storage must make this write durable before handing it back (see [`Write`]).
+    pub fn needs_sync(&self) -> bool {
+        self.sync
     }
 
     /// The engine's sequence number for this write.

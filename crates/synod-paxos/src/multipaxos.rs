@@ -215,6 +215,8 @@ pub struct PaxosNode {
     disk_promised: Term,
     /// The highest promised ballot known to be durable.
     promised_durable: Term,
+    /// The promised ballot the last issued write stored.
+    issued_promised: Term,
     /// The highest ballot seen in any message.
     max_seen: Term,
     log: SlotLog,
@@ -322,6 +324,7 @@ impl PaxosNode {
             promised,
             disk_promised: promised,
             promised_durable: promised,
+            issued_promised: promised,
             max_seen: promised,
             log,
             role: Role::Follower,
@@ -1466,6 +1469,12 @@ impl PaxosNode {
             promised: self.disk_promised,
             commit: self.log.commit(),
         });
+        // The chosen prefix is volatile (a member relearns it): a write that stores nothing
+        // else need not wait for a sync. A promise must be durable before it is sent.
+        let volatile_only = hard_state.is_none_or(|h| h.promised == self.issued_promised);
+        if let Some(h) = hard_state {
+            self.issued_promised = h.promised;
+        }
         self.pending_writes.push_back(PendingWrite {
             seq,
             min_slot: self.unwritten_min.take(),
@@ -1473,7 +1482,12 @@ impl PaxosNode {
             promised: self.promised,
             gated: std::mem::take(&mut self.gated),
         });
-        Write::new(seq, hard_state, None, entries, snapshot)
+        let write = Write::new(seq, hard_state, None, entries, snapshot);
+        if volatile_only {
+            write.without_sync()
+        } else {
+            write
+        }
     }
 
     /// Hands back a write once it is durable; returns the messages that waited on it.

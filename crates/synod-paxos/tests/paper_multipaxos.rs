@@ -71,7 +71,13 @@ struct Member {
     unpersisted: VecDeque<Write<HardState>>,
     /// Persist every write as soon as it is handed out.
     auto_persist: bool,
+    /// Every write persisted.
+    persisted: Vec<PersistedWrite>,
 }
+
+/// A persisted write, as [`Member::persisted`] records it: whether it needed a sync, whether it
+/// stored slots, and the hard state it stored with the one on disk before it.
+type PersistedWrite = (bool, bool, Option<(HardState, HardState)>);
 
 /// What happens to one message in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +150,7 @@ impl Net {
                 incoming_snapshots: BTreeMap::new(),
                 unpersisted: VecDeque::new(),
                 auto_persist: true,
+                persisted: Vec::new(),
             },
         );
     }
@@ -280,6 +287,11 @@ impl Net {
         for entry in write.entries() {
             disk.entries.insert(entry.index, entry.clone());
         }
+        member.persisted.push((
+            write.needs_sync(),
+            !write.entries().is_empty() || write.snapshot().is_some(),
+            write.hard_state().map(|h| (*h, disk.hard_state)),
+        ));
         if let Some(hard_state) = write.hard_state() {
             disk.hard_state = *hard_state;
         }
@@ -872,6 +884,49 @@ fn pms_2_5_promise_and_accepted_leave_only_after_the_write_is_persisted() {
     let released = node.persisted(write);
     assert_eq!(released.len(), 1);
     assert!(is_accepted(&released[0]) && released[0].to == 1);
+}
+
+/// §2.5 asks acceptors to remember their promises and accepted proposals in stable storage; what
+/// a member learns is chosen (its chosen prefix) it can learn again, so a write that only moves
+/// that prefix is handed out without needing a sync, while promises and accepted slots need one.
+#[test]
+fn pms_2_5_only_promises_and_accepted_slots_need_a_sync_not_the_chosen_prefix() {
+    let mut net = Net::new(3, 9);
+    net.elect(1);
+    for command in ["a", "b", "c"] {
+        net.propose(1, command);
+        net.deliver_everything();
+    }
+    net.heartbeat(1);
+    let mut chosen_only = BTreeSet::new();
+    let mut promises = 0;
+    for id in net.up_ids() {
+        for &(needs_sync, has_slots, hard_state) in &net.member(id).persisted {
+            if has_slots {
+                assert!(needs_sync, "member {id}: accepted slots must be synced");
+            }
+            let Some((new, old)) = hard_state else {
+                continue;
+            };
+            if new.promised != old.promised {
+                assert!(needs_sync, "member {id}: a promise must be synced");
+                promises += 1;
+            } else if !has_slots {
+                assert!(
+                    !needs_sync,
+                    "member {id}: a write moving only the chosen prefix ({old:?} -> {new:?}) \
+                     asked for a sync"
+                );
+                chosen_only.insert(id);
+            }
+        }
+    }
+    assert!(promises >= 3, "every member promised the leader's ballot");
+    assert_eq!(
+        chosen_only.len(),
+        3,
+        "members with a chosen-only write: {chosen_only:?}"
+    );
 }
 
 /// §2.5 for the proposer's own acceptor: a candidate counts its own promise towards the

@@ -577,6 +577,11 @@ impl RaftNode {
             let (snapshot, truncate_from, entries) = self.log.take_unwritten();
             let seq = self.next_write_seq;
             self.next_write_seq += 1;
+            // The commit index is volatile state (Figure 2): a write that changes nothing else
+            // need not wait for a sync. Term and vote must be durable before anyone hears of
+            // them.
+            let volatile_only = hard_state.term == self.last_hard_state.term
+                && hard_state.vote == self.last_hard_state.vote;
             self.last_hard_state = hard_state;
             self.pending_writes.push_back(PendingWrite {
                 seq,
@@ -584,13 +589,18 @@ impl RaftNode {
                 snapshot_index: snapshot.as_ref().map(|s| s.index),
                 gated,
             });
-            Some(Write::new(
+            let write = Write::new(
                 seq,
                 hard_state_changed.then_some(hard_state),
                 truncate_from,
                 entries,
                 snapshot,
-            ))
+            );
+            Some(if volatile_only {
+                write.without_sync()
+            } else {
+                write
+            })
         } else {
             // Nothing is waiting to become durable, so nothing these messages depend on is
             // missing from stable storage.

@@ -1706,3 +1706,102 @@ fn thesis_6_4_1_member_restarted_within_the_lease_does_not_help_elect_a_rival() 
         );
     }
 }
+
+/// One write a member handed out, as seen just before it was persisted.
+struct SeenWrite {
+    needs_sync: bool,
+    has_entries: bool,
+    /// The hard state it stores, and the one on disk before it.
+    hard_state: Option<(HardState, HardState)>,
+}
+
+/// Persists every outstanding write and delivers every message until the cluster is quiet,
+/// recording each write.
+fn persist_and_deliver_recording(c: &mut Cluster) -> Vec<(NodeId, SeenWrite)> {
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        c.process_all();
+        let mut progressed = false;
+        for id in c.ids() {
+            while let Some(write) = c.members[&id].unpersisted.front() {
+                let before = c.members[&id].disk.hard_state;
+                seen.push((
+                    id,
+                    SeenWrite {
+                        needs_sync: write.needs_sync(),
+                        has_entries: !write.entries().is_empty() || write.truncate_from().is_some(),
+                        hard_state: write.hard_state().map(|h| (*h, before)),
+                    },
+                ));
+                c.persist_one(id);
+                progressed = true;
+            }
+        }
+        if c.deliver_one() {
+            progressed = true;
+        }
+        if !progressed {
+            return seen;
+        }
+    }
+    panic!("the cluster never went quiet");
+}
+
+/// Figure 2 lists commitIndex among the "volatile state on all servers": a member may lose it in
+/// a crash and relearn it. So a write that only moves the commit index is handed out without
+/// needing a sync (as etcd's `MustSync`), while a write holding entries, a term or a vote needs
+/// one before anything that depends on it is sent.
+#[test]
+fn figure_2_commit_index_is_volatile_so_a_commit_only_write_needs_no_sync() {
+    let mut c = Cluster::new(3, 11);
+    let leader = c.run_until_leader(200).expect("a leader");
+    c.deliver_all(100_000);
+    c.auto_persist = false;
+    c.propose(leader, b"one").expect("the leader takes it");
+    c.propose(leader, b"two").expect("the leader takes it");
+    let mut seen = persist_and_deliver_recording(&mut c);
+    // The followers learn the new commit index from the next heartbeat.
+    for _ in 0..c.node(leader).config().heartbeat_ticks * 2 {
+        c.node_mut(leader).tick();
+        seen.extend(persist_and_deliver_recording(&mut c));
+    }
+    // A new election: terms and votes change.
+    c.crash(leader);
+    for _ in 0..400 {
+        if c.leader().is_some_and(|l| l != leader) {
+            break;
+        }
+        c.tick_all();
+        seen.extend(persist_and_deliver_recording(&mut c));
+    }
+    assert!(c.leader().is_some_and(|l| l != leader), "a new leader");
+
+    let mut commit_only = std::collections::BTreeSet::new();
+    let mut term_or_vote = 0;
+    for (id, w) in &seen {
+        if w.has_entries {
+            assert!(
+                w.needs_sync,
+                "node {id}: a write with entries must be synced"
+            );
+        }
+        if let Some((new, old)) = w.hard_state {
+            if new.term != old.term || new.vote != old.vote {
+                assert!(w.needs_sync, "node {id}: a new term or vote must be synced");
+                term_or_vote += 1;
+            } else if !w.has_entries {
+                assert!(
+                    !w.needs_sync,
+                    "node {id}: a commit-only write ({old:?} -> {new:?}) asked for a sync"
+                );
+                commit_only.insert(*id);
+            }
+        }
+    }
+    assert_eq!(
+        commit_only.len(),
+        3,
+        "every member wrote a commit-only hard state: {commit_only:?}"
+    );
+    assert!(term_or_vote >= 2, "the election wrote terms and votes");
+}

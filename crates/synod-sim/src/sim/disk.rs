@@ -10,8 +10,11 @@ use super::kv::KvSnapshot;
 /// The durable state of one simulated member.
 #[derive(Clone, Debug)]
 pub struct Disk<H> {
-    /// The durable hard state, if any was ever written.
+    /// The hard state last written, if any was ever written.
     pub hard_state: Option<H>,
+    /// The hard state as of the last synced write: a crash falls back to it, losing a newer
+    /// one that only changed volatile state (see [`Write::needs_sync`]).
+    pub synced_hard_state: Option<H>,
     /// The durable snapshot's metadata (index 0 with the initial configuration for a new
     /// cluster).
     pub snapshot: SnapshotMeta,
@@ -26,6 +29,7 @@ impl<H> Disk<H> {
     pub fn new(snapshot: SnapshotMeta) -> Self {
         Disk {
             hard_state: None,
+            synced_hard_state: None,
             snapshot,
             snapshot_data: Arc::new(KvSnapshot::default()),
             entries: BTreeMap::new(),
@@ -57,10 +61,26 @@ impl<H> Disk<H> {
         if let Some(hard_state) = write.hard_state() {
             self.hard_state = Some(hard_state.clone());
         }
+        if write.needs_sync() {
+            self.synced_hard_state = self.hard_state.clone();
+        }
+    }
+
+    /// A crash: what was written but never synced is lost.
+    pub fn crash(&mut self)
+    where
+        H: Clone,
+    {
+        self.hard_state = self.synced_hard_state.clone();
     }
 
     /// Stores a snapshot the member took itself and drops the entries it covers.
-    pub fn install_own_snapshot(&mut self, meta: SnapshotMeta, data: Arc<KvSnapshot>) {
+    /// Storing it syncs whatever was written before.
+    pub fn install_own_snapshot(&mut self, meta: SnapshotMeta, data: Arc<KvSnapshot>)
+    where
+        H: Clone,
+    {
+        self.synced_hard_state = self.hard_state.clone();
         self.entries = self.entries.split_off(&(meta.index + 1));
         self.snapshot = meta;
         self.snapshot_data = data;

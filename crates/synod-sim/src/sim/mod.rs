@@ -1478,6 +1478,7 @@ impl<E: Engine> Sim<E> {
         node.incoming_snapshots.clear();
         node.paused_until = 0;
         node.incarnation += 1;
+        node.disk.crash();
         if let Some(storage) = &node.storage {
             storage.crash(None);
         }

@@ -122,7 +122,10 @@ impl RealStorage {
             entries: write.entries().to_vec(),
         };
         self.wal.append(&batch).map_err(|e| e.to_string())?;
-        self.wal.sync().map_err(|e| e.to_string())
+        if write.needs_sync() {
+            self.wal.sync().map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Stores a snapshot the member took itself, then drops the log segments it covers.
@@ -132,6 +135,9 @@ impl RealStorage {
         data: &KvSnapshot,
     ) -> Result<(), String> {
         self.store_snapshot(meta, data)?;
+        // Compaction may rewrite the newest hard state and sync it; sync first so that what
+        // it makes durable is exactly everything written so far (as the model assumes).
+        self.wal.sync().map_err(|e| e.to_string())?;
         self.wal.compact(meta.index).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -156,7 +162,10 @@ impl RealStorage {
     /// Recovers the member's durable state with the real recovery code. `log_matching` is the
     /// engine's `Engine::LOG_MATCHING`: it picks the rule for log entries above the snapshot
     /// (see `synod_storage::member`).
-    pub fn recover<H: DurableState>(&mut self, log_matching: bool) -> Result<Disk<H>, String> {
+    pub fn recover<H: DurableState + Clone>(
+        &mut self,
+        log_matching: bool,
+    ) -> Result<Disk<H>, String> {
         let (wal, recovered) = Wal::open(
             self.fs.clone(),
             Path::new(WAL_DIR),
@@ -183,6 +192,7 @@ impl RealStorage {
         self.wal = wal;
         self.snapshots = snapshots;
         Ok(Disk {
+            synced_hard_state: hard_state.clone(),
             hard_state,
             snapshot: meta,
             snapshot_data: Arc::new(data),
