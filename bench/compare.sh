@@ -449,6 +449,10 @@ for round in $(seq 1 "$ROUNDS"); do
         log "round $round of $ROUNDS: $system"
         start_cluster "$system" "round$round"
         endpoints=$(endpoints_leader_first)
+        # The members' CPU per request is read from their /proc/<pid>/stat.
+        member_pids=()
+        for name in "${NAMES[@]}"; do member_pids+=("${PID[$name]}"); done
+        server_pids=$(IFS=,; echo "${member_pids[*]}")
         preloaded=0
         for workload in "${WORKLOADS[@]}"; do
             for clients in "${CLIENT_COUNTS[@]}"; do
@@ -457,6 +461,7 @@ for round in $(seq 1 "$ROUNDS"); do
                     --endpoints "$endpoints" --clients "$clients" --conns "$conns"
                     --workload "$workload" --warmup "${WARMUP}s" --duration "${DURATION}s"
                     --key-space "$KEY_SPACE" --value-size "$VALUE_SIZE" --json
+                    --server-pids "$server_pids"
                 )
                 # The read workloads need every key; the first of them writes them.
                 if [ "$workload" != put ]; then

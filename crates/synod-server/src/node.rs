@@ -27,6 +27,10 @@ use crate::transport::{Frame, Inbound, Transport};
 /// How long a write or read may wait before the client is told it timed out.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
 
+/// How long a read barrier may go unanswered before its reads are given a new one (the engine
+/// does not resend a ReadIndex request lost on the way to the leader).
+const READ_BARRIER_RETRY: Duration = Duration::from_millis(500);
+
 /// The state machine and how far it has applied.
 #[derive(Debug)]
 pub struct KvState {
@@ -155,7 +159,12 @@ pub struct Node<E: ServerEngine> {
     in_flight_writes: usize,
     writes: HashMap<u64, PendingWrite>,
     next_request: u64,
-    reads: HashMap<ReadContext, PendingRead>,
+    /// Linearizable reads waiting for the next barrier (etcd's batching: every read that
+    /// arrives while a barrier is in flight shares the next one).
+    queued_reads: Vec<PendingRead>,
+    /// Barriers in flight (at most one but while an abandoned one may still answer): when each
+    /// was asked for, and the reads it covers.
+    reads: HashMap<ReadContext, (Instant, Vec<PendingRead>)>,
     /// Reads cleared by the engine, waiting for the state machine to reach their index.
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: ReadContext,
@@ -206,6 +215,7 @@ impl<E: ServerEngine> Node<E> {
             // Request ids start at a random point: after a restart, entries this member
             // proposed before are applied again, and must not answer new requests.
             next_request: crate::engine::random_seed() >> 1,
+            queued_reads: Vec::new(),
             reads: HashMap::new(),
             ready_reads: Vec::new(),
             // Read contexts, likewise, must not match a read answered before a restart.
@@ -250,6 +260,7 @@ impl<E: ServerEngine> Node<E> {
                 _ = ticker.tick() => {
                     self.engine.tick();
                     self.expire();
+                    self.issue_read_barrier();
                 }
                 message = inbound.recv() => {
                     let Some(message) = message else { break };
@@ -271,6 +282,7 @@ impl<E: ServerEngine> Node<E> {
                             Err(_) => break,
                         }
                     }
+                    self.issue_read_barrier();
                 }
             }
             self.process_ready().await?;
@@ -292,7 +304,8 @@ impl<E: ServerEngine> Node<E> {
         for (_, pending) in self.writes.drain() {
             let _ = pending.reply.send(Err(ApiError::Stopped));
         }
-        for (_, pending) in self.reads.drain() {
+        let in_flight = self.reads.drain().flat_map(|(_, (_, reads))| reads);
+        for pending in self.queued_reads.drain(..).chain(in_flight) {
             let _ = pending.reply.send(Err(ApiError::Stopped));
         }
         for (_, pending) in self.ready_reads.drain(..) {
@@ -366,15 +379,27 @@ impl<E: ServerEngine> Node<E> {
                 );
             }
             ClientRequest::Read { reply } => {
-                let context = self.next_read;
-                self.next_read = self.next_read.wrapping_add(1);
-                match self.engine.read_index(context) {
-                    Ok(()) => {
-                        self.reads.insert(context, PendingRead { reply, deadline });
-                    }
-                    Err(synod_core::ReadError::NoLeader) => {
-                        let _ = reply.send(Err(ApiError::NoLeader));
-                    }
+                self.queued_reads.push(PendingRead { reply, deadline });
+            }
+        }
+    }
+
+    /// Asks the engine for one read barrier covering every queued read, unless one is in
+    /// flight: those reads arrived after it was asked for, so it cannot serve them.
+    fn issue_read_barrier(&mut self) {
+        if self.queued_reads.is_empty() || !self.reads.is_empty() {
+            return;
+        }
+        let context = self.next_read;
+        self.next_read = self.next_read.wrapping_add(1);
+        match self.engine.read_index(context) {
+            Ok(()) => {
+                let reads = std::mem::take(&mut self.queued_reads);
+                self.reads.insert(context, (Instant::now(), reads));
+            }
+            Err(synod_core::ReadError::NoLeader) => {
+                for pending in self.queued_reads.drain(..) {
+                    let _ = pending.reply.send(Err(ApiError::NoLeader));
                 }
             }
         }
@@ -386,7 +411,14 @@ impl<E: ServerEngine> Node<E> {
         for (_, pending) in self.writes.extract_if(|_, p| p.deadline <= now) {
             let _ = pending.reply.send(Err(ApiError::TimedOut));
         }
-        for (_, pending) in self.reads.extract_if(|_, p| p.deadline <= now) {
+        // A barrier unanswered for too long was probably lost: its reads queue for a new one.
+        for (_, (_, reads)) in self
+            .reads
+            .extract_if(|_, (asked, _)| now.duration_since(*asked) >= READ_BARRIER_RETRY)
+        {
+            self.queued_reads.extend(reads);
+        }
+        for pending in self.queued_reads.extract_if(.., |p| p.deadline <= now) {
             let _ = pending.reply.send(Err(ApiError::TimedOut));
         }
         for (_, pending) in self.ready_reads.extract_if(.., |(_, p)| p.deadline <= now) {
@@ -424,16 +456,20 @@ impl<E: ServerEngine> Node<E> {
             }
             self.apply(std::mem::take(&mut ready.committed))?;
             for read in ready.reads.drain(..) {
-                if let Some(pending) = self.reads.remove(&read.context) {
-                    self.ready_reads.push((read.index, pending));
+                if let Some((_, reads)) = self.reads.remove(&read.context) {
+                    self.ready_reads
+                        .extend(reads.into_iter().map(|pending| (read.index, pending)));
                 }
             }
             for context in ready.failed_reads.drain(..) {
-                if let Some(pending) = self.reads.remove(&context) {
-                    let _ = pending.reply.send(Err(ApiError::LeaderChanged));
+                if let Some((_, reads)) = self.reads.remove(&context) {
+                    for pending in reads {
+                        let _ = pending.reply.send(Err(ApiError::LeaderChanged));
+                    }
                 }
             }
             self.release_reads();
+            self.issue_read_barrier();
             if let Some(write) = ready.write.take() {
                 let snapshot = write.snapshot().cloned();
                 self.in_flight_writes += 1;

@@ -55,6 +55,7 @@ pub fn render(results: &Results, plots: &Plots, notes: Option<&str>) -> String {
     machine_section(w, results);
     method_section(w, results);
     throughput_section(w, results, plots);
+    cpu_section(w, results);
     failover_section(w, results, plots);
     memory_section(w, results);
     if let Some(notes) = notes.map(str::trim).filter(|n| !n.is_empty()) {
@@ -288,6 +289,62 @@ fn throughput_section(w: &mut String, results: &Results, plots: &Plots) {
             line(w, "");
         }
     }
+}
+
+fn cpu_section(w: &mut String, results: &Results) {
+    let measured = results
+        .runs
+        .iter()
+        .any(|r| r.report.server_cpu_us_per_request.is_some());
+    if !measured {
+        return;
+    }
+    line(w, "## CPU per request");
+    line(w, "");
+    line(
+        w,
+        "CPU time (user + system, from `/proc/<pid>/stat`) per measured request, in \
+         microseconds, in the same runs as above: the three members together (server), and \
+         the load generator (client), which shares the cores with them. On loopback the \
+         kernel's work for a message falls mostly on its sender, so the client's figure \
+         includes part of the servers' receive path and the servers' the client's. With both on \
+         one machine, no server can push throughput past cores ÷ client CPU per request. \
+         Ratio = synod ÷ etcd (below 1: synod spends less).",
+    );
+    line(w, "");
+    line(
+        w,
+        "| workload | clients | etcd server | synod server | ratio | etcd's client | \
+         synod's client |",
+    );
+    line(w, "|---|---:|---:|---:|---:|---:|---:|");
+    let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+    for workload in WORKLOADS {
+        for clients in results.client_counts() {
+            let (Some(e), Some(s)) = (
+                results.chosen(BASELINE, workload, clients),
+                results.chosen(CANDIDATE, workload, clients),
+            ) else {
+                continue;
+            };
+            let (e, s) = (&e.report, &s.report);
+            let ratio = match (e.server_cpu_us_per_request, s.server_cpu_us_per_request) {
+                (Some(e), Some(s)) if e > 0.0 => format_ratio(s / e),
+                _ => "–".to_string(),
+            };
+            line(
+                w,
+                &format!(
+                    "| {workload} | {clients} | {} | {} | {ratio} | {} | {} |",
+                    us(e.server_cpu_us_per_request),
+                    us(s.server_cpu_us_per_request),
+                    us(e.client_cpu_us_per_request),
+                    us(s.client_cpu_us_per_request),
+                ),
+            );
+        }
+    }
+    line(w, "");
 }
 
 fn failover_section(w: &mut String, results: &Results, plots: &Plots) {

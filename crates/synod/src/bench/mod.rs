@@ -27,6 +27,7 @@
 //! judged), [`markdown`] (the document), [`plots`] (the PNGs) and [`compare`] (the command).
 
 pub mod compare;
+pub mod cpu;
 pub mod driver;
 pub mod failover;
 pub mod markdown;
@@ -101,6 +102,10 @@ pub struct BenchArgs {
     /// same cluster, with the same --key-space, already did.
     #[arg(long)]
     pub skip_preload: bool,
+    /// Process ids of the cluster's members, comma-separated: the report then gives the CPU
+    /// they spent per measured request (and always the load generator's own).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
     /// Print the report as one JSON object on stdout (and no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -179,10 +184,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         total: args.total,
         request_timeout: args.timeout,
     };
+    // CPU is counted from the end of the warm-up to the return of the last request.
+    let server_pids = args.server_pids.clone();
+    let warmup = plan.warmup;
+    let first_sample = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        cpu::Sample::take(&server_pids)
+    });
     let tally = driver::run(&spec, &plan, &kv_clients, &progress).await;
+    let last_sample = cpu::Sample::take(&args.server_pids);
     progress.finish();
 
-    let report = report::Report::new(
+    let mut report = report::Report::new(
         &spec,
         &endpoints,
         args.clients as usize,
@@ -190,6 +203,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.warmup,
         &tally,
     );
+    if let Ok(first) = first_sample.await {
+        (
+            report.server_cpu_us_per_request,
+            report.client_cpu_us_per_request,
+        ) = first.per_request_us(&last_sample, report.requests);
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {

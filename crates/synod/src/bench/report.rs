@@ -80,6 +80,13 @@ pub struct Report {
     /// succeeded). Reports written before the ladder existed lack it.
     #[serde(default)]
     pub latency_us_by_quantile: Vec<(f64, u64)>,
+    /// CPU (user + system) the members given by `--server-pids` spent per measured request, in
+    /// microseconds, over all of them together; `None` without `--server-pids`.
+    #[serde(default)]
+    pub server_cpu_us_per_request: Option<f64>,
+    /// CPU the load generator itself spent per measured request, in microseconds.
+    #[serde(default)]
+    pub client_cpu_us_per_request: Option<f64>,
 }
 
 impl Report {
@@ -132,6 +139,8 @@ impl Report {
             latency_us_p999: percentile(0.999),
             latency_us_max: if requests == 0 { 0 } else { latency.max() },
             first_error: tally.first_error.clone(),
+            server_cpu_us_per_request: None,
+            client_cpu_us_per_request: None,
             latency_us_by_quantile: if requests == 0 {
                 Vec::new()
             } else {
@@ -202,6 +211,12 @@ impl Report {
         rows.push(("latency mean", format_us(self.latency_us_mean)));
         for (name, us) in latencies {
             rows.push((name, format_us(us as f64)));
+        }
+        if let Some(us) = self.server_cpu_us_per_request {
+            rows.push(("server CPU", format!("{us:.1} µs per request")));
+        }
+        if let Some(us) = self.client_cpu_us_per_request {
+            rows.push(("client CPU", format!("{us:.1} µs per request")));
         }
         if let Some(error) = &self.first_error {
             rows.push(("first error", error.clone()));
