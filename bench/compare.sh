@@ -440,6 +440,18 @@ machine_facts
 export SYNOD_LOG_LEVEL=warn
 
 # ---------------------------------------------------------------------------------------------
+# 0. The floor of a replicated write: one fdatasync on the data's file system plus one loopback
+#    round trip, measured with nothing else in the path.
+
+log "the floor: fdatasync and loopback round trip"
+record_command "the floor of a replicated write" "$SYNOD" bench floor --dir "$WORK" --json
+RUN_OUT=$RESULTS/floor.json
+if ! run_bounded 120 "$SYNOD" bench floor --dir "$WORK" --json; then
+    warn "the floor measurement failed"
+    rm -f "$RESULTS/floor.json"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # 1. Throughput and latency.
 
 # The longest a run may take: warm-up, measurement, preloading and a request timeout to spare.

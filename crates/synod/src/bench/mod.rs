@@ -30,6 +30,7 @@ pub mod compare;
 pub mod cpu;
 pub mod driver;
 pub mod failover;
+pub mod floor;
 pub mod markdown;
 pub mod plots;
 pub mod progress;
@@ -116,6 +117,9 @@ pub struct BenchArgs {
 pub enum BenchTool {
     /// Kills the leader with SIGKILL and times how long until a write succeeds again.
     Failover(failover::FailoverArgs),
+    /// Measures the floor of a replicated write here: one fdatasync plus one loopback round
+    /// trip.
+    Floor(floor::FloorArgs),
     /// Writes BENCHMARKS.md and its plots from the results of bench/compare.sh.
     Report(compare::ReportArgs),
 }
@@ -128,6 +132,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.tool {
         Some(BenchTool::Failover(failover)) => return failover::run(failover).await,
         Some(BenchTool::Report(report)) => return compare::run(report),
+        Some(BenchTool::Floor(floor)) => return floor::run(floor),
         None => {}
     }
     if args.endpoints.iter().all(|e| e.trim().is_empty()) {

@@ -94,6 +94,8 @@ pub struct Results {
     pub failover: BTreeMap<String, Vec<Trial>>,
     /// Memory by system.
     pub memory: BTreeMap<String, Memory>,
+    /// The floor of a replicated write on this machine (`synod bench floor`), if measured.
+    pub floor: Option<super::floor::Floor>,
 }
 
 impl Results {
@@ -140,6 +142,12 @@ impl Results {
                 bail!("memory/{name} has no members");
             }
             results.memory.insert(system, memory);
+        }
+        if let Some(text) = read_optional(&dir.join("floor.json"))? {
+            results.floor = Some(
+                serde_json::from_str(text.trim())
+                    .context("floor.json is not the output of synod bench floor --json")?,
+            );
         }
         Ok(results)
     }

@@ -78,10 +78,23 @@ fn put_latency_one_client(results: &Results) -> Target {
         what,
         goal,
         measured: format!(
-            "{} (synod {}, etcd {})",
+            "{} (synod {}, etcd {}){}",
             format_ratio(ratio),
             format_us(s),
-            format_us(e)
+            format_us(e),
+            results
+                .floor
+                .as_ref()
+                .map(|f| format!(
+                    "; the floor (one fdatasync {} + one loopback round trip {}) is {}: synod \
+                     takes {:.1}× it, etcd {:.1}×",
+                    format_us(f.fdatasync_append_us_p50.round() as u64),
+                    format_us(f.loopback_rtt_us_p50.round() as u64),
+                    format_us(f.floor_us_p50.round() as u64),
+                    s as f64 / f.floor_us_p50.max(1.0),
+                    e as f64 / f.floor_us_p50.max(1.0),
+                ))
+                .unwrap_or_default()
         ),
         verdict: Verdict::from_bool(3 * s <= e),
     }
