@@ -135,7 +135,10 @@ fn main() {
     let bytes = store.snapshot();
     report("holding a snapshot", keys);
     println!("snapshot: {:.1} MiB", bytes.len() as f64 / 1048576.0);
+    drop(store);
+    report("store dropped", 0);
+    let store = MvccStore::restore(&bytes).expect("a snapshot just taken");
     drop(bytes);
-    report("snapshot dropped", keys);
+    report("restored from the snapshot", keys);
     assert_eq!(store.revision(), keys as i64 + 1);
 }

@@ -101,9 +101,15 @@ impl Response {
 }
 
 impl CommandEnvelope {
-    /// The envelope as the bytes of a log entry.
+    /// The envelope as the bytes of a log entry, in a vector of exactly their length.
+    ///
+    /// The encoder grows its buffer by doubling, so a put of a 256-byte value came out in 512
+    /// bytes of capacity, and the leader's log held every entry at about twice its size until
+    /// the next snapshot.
     pub fn encode(&self) -> Vec<u8> {
-        wire::encode(self)
+        let mut bytes = wire::encode(self);
+        bytes.shrink_to_fit();
+        bytes
     }
 
     /// An envelope from [`CommandEnvelope::encode`]'s bytes. Never panics: any bytes give an

@@ -56,6 +56,8 @@ fn envelope(command: Command) -> CommandEnvelope {
 /// Applies `command` after a trip through log-entry bytes, and checks the store's invariants.
 fn apply(store: &mut MvccStore, command: Command) -> Result<Response, KvError> {
     let bytes = envelope(command.clone()).encode();
+    // A leader keeps these bytes in its log: no spare capacity.
+    assert_eq!(bytes.capacity(), bytes.len());
     let decoded = CommandEnvelope::decode(&bytes).expect("decode");
     assert_eq!(decoded, envelope(command));
     let response = store.apply(&decoded.command);
