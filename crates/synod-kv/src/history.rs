@@ -92,12 +92,14 @@ pub(crate) enum History {
 impl History {
     /// Appends `version`, which must be newer than every version held.
     pub(crate) fn push(&mut self, version: Version) {
-        debug_assert!(self.last().is_none_or(|last| last.revision < version.revision));
+        debug_assert!(
+            self.last()
+                .is_none_or(|last| last.revision < version.revision)
+        );
         match self {
             History::Many(versions) => versions.push(version),
             History::One(_) => {
-                let History::One(first) = std::mem::replace(self, History::Many(Vec::new()))
-                else {
+                let History::One(first) = std::mem::replace(self, History::Many(Vec::new())) else {
                     unreachable!("matched One above")
                 };
                 *self = History::Many(vec![first, version]);
@@ -108,7 +110,10 @@ impl History {
     /// Forgets the `count` oldest versions. Returns whether any version is left; a history
     /// with none must be removed from the store.
     pub(crate) fn forget_oldest(&mut self, count: usize) -> bool {
-        assert!(count <= self.len(), "forgetting more versions than a key has");
+        assert!(
+            count <= self.len(),
+            "forgetting more versions than a key has"
+        );
         if count == 0 {
             return true;
         }

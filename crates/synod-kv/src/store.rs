@@ -76,8 +76,11 @@ struct Writer {
     changed: bool,
 }
 
+/// The bounds of a range of keys, for `BTreeMap::range`.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// The keys `[key, range_end)` as etcd reads them, or `None` for a range with no keys.
-fn bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+fn bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> Option<KeyBounds<'a>> {
     if range_end.is_empty() {
         Some((Bound::Included(key), Bound::Included(key)))
     } else if range_end == [0] {
@@ -518,6 +521,24 @@ impl MvccStore {
         self.size_bytes -= freed;
         self.compacted = revision;
         Ok(())
+    }
+
+    /// Rebuilds the map of keys with full nodes, as [`Vec::shrink_to_fit`] drops a vector's
+    /// spare capacity. Changes nothing else.
+    ///
+    /// A B-tree whose keys arrive in order (a load of keys numbered in sequence, or keys that
+    /// start with a timestamp) keeps its leaves little more than half full: with 16-byte keys,
+    /// 122 bytes of nodes per key where a map built in one go takes 65. Rebuilding takes a pass
+    /// over the keys and, while it runs, a vector of them (64 bytes per key); the server does
+    /// it at each snapshot, which takes such a pass anyway. Measured on a member holding a
+    /// million keys of 256 bytes (bench/memory.sh, mimalloc): 456-461 MiB without, 409-411
+    /// MiB with. (Under glibc's malloc the memory the old nodes free is not given back, and
+    /// the process grows instead: see examples/memory.rs.)
+    pub fn shrink_to_fit(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        // From sorted, distinct keys, `collect` builds the tree bottom-up, every node full but
+        // those on its right edge.
+        self.keys = keys.into_iter().collect();
     }
 
     /// Checks the invariants in the [module documentation](self).
