@@ -101,9 +101,16 @@ impl Response {
 }
 
 impl CommandEnvelope {
-    /// The envelope as the bytes of a log entry.
+    /// The envelope as the bytes of a log entry, in a vector of exactly their length.
+    ///
+    /// The encoder grows its buffer by doubling, so a put of a 256-byte value came out in 512
+    /// bytes of capacity, and the leader's log held every entry at about twice its size until
+    /// the next snapshot. The bytes are copied out rather than the buffer shrunk in place:
+    /// mimalloc keeps a block shrunk by less than half at its size, and glibc's malloc leaves
+    /// the cut-off tail as a hole between long-lived allocations (examples/memory.rs: 670
+    /// MiB of resident memory for 376 MiB of heap, against 411 MiB with a copy).
     pub fn encode(&self) -> Vec<u8> {
-        wire::encode(self)
+        wire::encode(self).as_slice().to_vec()
     }
 
     /// An envelope from [`CommandEnvelope::encode`]'s bytes. Never panics: any bytes give an

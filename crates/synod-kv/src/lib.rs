@@ -9,6 +9,7 @@
 //! - [`command`]: the commands of the replicated state machine, as log-entry bytes, and
 //!   [`MvccStore::apply`].
 //! - [`snapshot`]: the store as bytes, for state-machine snapshots.
+//! - `history` (private): how each key's versions are kept in memory.
 //!
 //! The store is deterministic and does no I/O: every replica applies the same committed
 //! commands and reaches the same state.
@@ -17,6 +18,7 @@
 
 pub mod command;
 pub mod error;
+pub(crate) mod history;
 pub mod snapshot;
 pub mod store;
 pub mod types;

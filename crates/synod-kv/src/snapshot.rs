@@ -10,7 +10,7 @@
 //! | current revision, compacted revision | `i64` little-endian each |
 //! | size | `u64`: [`MvccStore::size_bytes`], which must match the versions that follow |
 //! | key count | `u64` |
-//! | per key: the key | `u32` length, bytes |
+//! | per key, in increasing byte order: the key | `u32` length, bytes |
 //! | per key: version count | `u32` |
 //! | per version: revision, kind | `i64`; a byte, 0 for a deletion, 1 for a value |
 //! | per value: create revision, version, lease, value | `i64` ×3; `u32` length, bytes |
@@ -19,11 +19,12 @@
 //! (the recorded size included), so damaged bytes give an error, never a panic or a store that
 //! breaks its invariants. Other versions of the format are refused.
 
-use bytes::Bytes;
+use std::collections::BTreeMap;
+
 use thiserror::Error;
 
-use crate::store::{MvccStore, Version};
-use crate::types::KeyValue;
+use crate::history::{History, Version};
+use crate::store::MvccStore;
 
 const MAGIC: &[u8; 8] = b"SYNKV002";
 
@@ -74,9 +75,9 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    fn bytes(&mut self) -> Result<Bytes, SnapshotError> {
+    fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
         let len = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(len)?))
+        self.take(len)
     }
 }
 
@@ -94,7 +95,9 @@ impl MvccStore {
 
     /// The whole store as bytes, with the log index of the last command applied to it.
     pub fn snapshot_with_applied_index(&self, applied_index: u64) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized exactly before it is written: a vector left to grow would hold up to twice the
+        // store's size while it exists, and copy it on the way.
+        let mut out = Vec::with_capacity(self.snapshot_len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&applied_index.to_le_bytes());
         out.extend_from_slice(&self.current.to_le_bytes());
@@ -104,21 +107,40 @@ impl MvccStore {
         for (key, versions) in &self.keys {
             put_bytes(&mut out, key);
             out.extend_from_slice(&(versions.len() as u32).to_le_bytes());
-            for version in versions {
+            for version in versions.iter() {
                 out.extend_from_slice(&version.revision.to_le_bytes());
-                match &version.kv {
+                match version.value() {
                     None => out.push(0),
-                    Some(kv) => {
+                    Some(value) => {
                         out.push(1);
-                        for value in [kv.create_revision, kv.version, kv.lease] {
-                            out.extend_from_slice(&value.to_le_bytes());
+                        for field in [version.create_revision, version.version, version.lease] {
+                            out.extend_from_slice(&field.to_le_bytes());
                         }
-                        put_bytes(&mut out, &kv.value);
+                        put_bytes(&mut out, value);
                     }
                 }
             }
         }
+        debug_assert_eq!(out.len(), out.capacity(), "snapshot_len is exact");
         out
+    }
+
+    /// The length of [`MvccStore::snapshot`]'s bytes: the table in the
+    /// [module documentation](self), summed.
+    fn snapshot_len(&self) -> usize {
+        let header = MAGIC.len() + 8 * 5;
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|(key, versions)| {
+                let values: usize = versions
+                    .iter()
+                    .map(|v| 9 + v.value().map_or(0, |value| 8 * 3 + 4 + value.len()))
+                    .sum();
+                4 + key.len() + 4 + values
+            })
+            .sum();
+        header + keys
     }
 
     /// A store from [`MvccStore::snapshot`]'s bytes (the applied index is dropped).
@@ -140,8 +162,13 @@ impl MvccStore {
         // Checked against the versions by `check` below.
         store.size_bytes = reader.u64()?;
         let keys = reader.u64()?;
+        // Every key takes at least 8 bytes (two lengths): a count the rest cannot hold is damage.
+        if keys > reader.bytes.len() as u64 / 8 {
+            return Err(invalid("a key count beyond the snapshot's size"));
+        }
+        let mut entries: Vec<(Box<[u8]>, History)> = Vec::with_capacity(keys as usize);
         for _ in 0..keys {
-            let key = reader.bytes()?;
+            let key = Box::<[u8]>::from(reader.bytes()?);
             let count = reader.u32()? as usize;
             // Every version takes at least 9 bytes: a count the rest cannot hold is damage.
             if count > reader.bytes.len() / 9 {
@@ -150,33 +177,48 @@ impl MvccStore {
             let mut versions = Vec::with_capacity(count);
             for _ in 0..count {
                 let revision = reader.i64()?;
-                let kv = match reader.take(1)?[0] {
-                    0 => None,
+                let version = match reader.take(1)?[0] {
+                    0 => Version::tombstone(revision),
                     1 => {
                         let create_revision = reader.i64()?;
                         let version = reader.i64()?;
                         let lease = reader.i64()?;
-                        let value = reader.bytes()?;
-                        Some(KeyValue {
-                            key: key.clone(),
+                        let value = Box::from(reader.bytes()?);
+                        // A version of 0 would read as a tombstone: refuse it here, where the
+                        // kind says otherwise.
+                        if version < 1 {
+                            return Err(invalid(format!("a value of version {version}")));
+                        }
+                        Version {
+                            revision,
                             create_revision,
-                            mod_revision: revision,
                             version,
-                            value,
                             lease,
-                        })
+                            value,
+                        }
                     }
                     tag => return Err(invalid(format!("unknown version kind {tag}"))),
                 };
-                versions.push(Version { revision, kv });
+                versions.push(version);
             }
-            if key.is_empty() || store.keys.insert(key, versions).is_some() {
-                return Err(invalid("an empty or repeated key"));
+            let history = match versions.len() {
+                0 => return Err(invalid("a key with no history")),
+                1 => History::One(versions.pop().expect("one version")),
+                _ => History::Many(versions),
+            };
+            // The snapshot lists keys in order; that they are strictly increasing also rules
+            // out a repeated key.
+            if key.is_empty() || entries.last().is_some_and(|(last, _)| *last >= key) {
+                return Err(invalid("an empty, repeated or misordered key"));
             }
+            entries.push((key, history));
         }
         if !reader.bytes.is_empty() {
             return Err(invalid(format!("{} trailing bytes", reader.bytes.len())));
         }
+        // Built from sorted keys in one go, the map's nodes are full; inserted one by one in
+        // key order, they would be little more than half full.
+        store.keys = BTreeMap::from_iter(entries);
         store.check().map_err(invalid)?;
         Ok((store, applied_index))
     }

@@ -56,6 +56,8 @@ fn envelope(command: Command) -> CommandEnvelope {
 /// Applies `command` after a trip through log-entry bytes, and checks the store's invariants.
 fn apply(store: &mut MvccStore, command: Command) -> Result<Response, KvError> {
     let bytes = envelope(command.clone()).encode();
+    // A leader keeps these bytes in its log: no spare capacity.
+    assert_eq!(bytes.capacity(), bytes.len());
     let decoded = CommandEnvelope::decode(&bytes).expect("decode");
     assert_eq!(decoded, envelope(command));
     let response = store.apply(&decoded.command);
@@ -596,6 +598,11 @@ proptest! {
                 let (store, applied) = MvccStore::restore_with_applied_index(&bytes).unwrap();
                 prop_assert_eq!(applied, index as u64);
                 restored = Some(store);
+                // As the server does at a snapshot: a rebuilt map changes nothing else.
+                let unshrunk = from_log.clone();
+                from_log.shrink_to_fit();
+                prop_assert_eq!(&from_log, &unshrunk);
+                prop_assert!(from_log.check().is_ok());
             }
             let before = direct.clone();
             let size_before = direct.size_bytes();

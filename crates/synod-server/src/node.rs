@@ -601,15 +601,20 @@ impl<E: ServerEngine> Node<E> {
         if self.snapshotting {
             return;
         }
-        let kv = self.kv.read().unwrap_or_else(|p| p.into_inner());
-        let applied = kv.applied;
+        let applied = self.kv.read().unwrap_or_else(|p| p.into_inner()).applied;
         if applied < self.snapshot_index + self.options.snapshot_count {
             return;
         }
         let Ok(meta) = self.engine.snapshot_meta(applied) else {
             return;
         };
+        // Only this task applies entries, so the store is still at `applied`.
+        let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
+        debug_assert_eq!(kv.applied, applied, "the store moved without the node");
         let data = kv.store.snapshot();
+        // The snapshot has just walked the store; while at it, give back the space that keys
+        // inserted in order leave in the map's nodes (issue 7: 50 MiB of 460 at a million keys).
+        kv.store.shrink_to_fit();
         drop(kv);
         self.snapshotting = true;
         let storage = self.storage.clone();
