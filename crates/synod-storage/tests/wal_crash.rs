@@ -481,7 +481,10 @@ fn a_crash_at_every_point_of_preallocating_appends_keeps_a_prefix_with_every_syn
             );
             assert!(warnings.len() <= 1, "{warnings:?}");
             // Keeping nothing unsynced leaves only synced frames and synced zeros: no tear.
-            assert!(keep > 0 || warnings.is_empty(), "crash at op {crash_at}: {warnings:?}");
+            assert!(
+                keep > 0 || warnings.is_empty(),
+                "crash at op {crash_at}: {warnings:?}"
+            );
             torn += warnings.len();
             fs.disk.crash();
             let (_, again, warnings) = open(&fs.disk, dir, options).expect("recovers again");
