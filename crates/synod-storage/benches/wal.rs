@@ -5,6 +5,9 @@
 //! `cargo bench -p synod-storage --bench wal` prints a table and the ratios the storage issue
 //! asks for: the single writer's p50 against raw `fdatasync` (target: within 1.2×), and 256
 //! writers' rate against one writer's (target: at least 50×, through group commit).
+//! The interleaved single-writer figures also run two more writers in the same blocks: raw
+//! overwrites in place (`pwrite` over synced bytes, + `fdatasync`, which needs no journal
+//! commit) and the log without preallocation (`preallocate_bytes: 0`, every write an append).
 //! Set `SYNOD_BENCH_DIR` to measure another disk; the default is under `target/`.
 //! Run as a test (`cargo test --benches`) it does a few operations only, to check it works.
 
@@ -222,29 +225,75 @@ fn group_commit_tasks(dir: &Path, writers: u64, ops_per_writer: u64) -> Figures 
     )
 }
 
-/// One raw writer and one WAL writer (the blocking API), alternating in blocks of 100 so that
-/// the disk's drift hits both alike; returns (raw, wal) p50 latencies in microseconds.
-fn interleaved_single_writer(dir: &Path, blocks: u64) -> (f64, f64) {
+/// The p50 latencies, in microseconds, of the single writers that
+/// [`interleaved_single_writer`] alternates.
+struct Interleaved {
+    /// `write` (an append) + `fdatasync`: each sync also commits the new file size.
+    raw_append: f64,
+    /// `pwrite` over bytes written and synced before + `fdatasync`: a data write only.
+    raw_overwrite: f64,
+    /// The log as configured by default (preallocating).
+    wal: f64,
+    /// The log with `preallocate_bytes: 0`: every write grows its segment.
+    wal_unpreallocated: f64,
+}
+
+/// Four single writers, alternating in blocks of 100 so that the disk's drift hits them alike:
+/// raw appends, raw overwrites in place, the log, and the log without preallocation.
+fn interleaved_single_writer(dir: &Path, blocks: u64) -> Interleaved {
+    use std::os::unix::fs::FileExt;
     let mut raw_file = std::fs::File::create(dir.join("raw")).expect("raw file");
     let record = vec![7u8; ENTRY_BYTES + 40];
+    // The overwritten file holds every record's place, written and synced beforehand.
+    let overwritten = std::fs::File::create(dir.join("overwritten")).expect("raw file");
+    let places = blocks * 100;
+    overwritten
+        .write_all_at(&vec![0; (places as usize) * record.len()], 0)
+        .expect("zeros");
+    overwritten.sync_all().expect("fsync");
     let (wal, _) = Wal::open(RealFs, &dir.join("wal"), WalOptions::default()).expect("wal opens");
     let log = GroupCommit::new(wal);
+    let unpreallocated = WalOptions {
+        preallocate_bytes: 0,
+        ..WalOptions::default()
+    };
+    let (wal, _) =
+        Wal::open(RealFs, &dir.join("wal-unpreallocated"), unpreallocated).expect("wal opens");
+    let log_unpreallocated = GroupCommit::new(wal);
     let payload = Bytes::from(vec![1u8; ENTRY_BYTES]);
-    let (mut raw, mut logged) = (Vec::new(), Vec::new());
-    let mut index = 0;
+    let [
+        mut appended,
+        mut overwrote,
+        mut logged,
+        mut logged_unpreallocated,
+    ]: [Vec<u64>; 4] = Default::default();
+    let (mut index, mut place) = (0, 0);
     for _ in 0..blocks {
         for _ in 0..100 {
             let begin = Instant::now();
             raw_file.write_all(&record).expect("write");
             raw_file.sync_data().expect("fdatasync");
-            raw.push(begin.elapsed().as_micros() as u64);
+            appended.push(begin.elapsed().as_micros() as u64);
+        }
+        for _ in 0..100 {
+            let begin = Instant::now();
+            overwritten
+                .write_all_at(&record, place * record.len() as u64)
+                .expect("pwrite");
+            overwritten.sync_data().expect("fdatasync");
+            overwrote.push(begin.elapsed().as_micros() as u64);
+            place += 1;
         }
         for _ in 0..100 {
             index += 1;
-            let batch = one_entry(index, &payload);
             let begin = Instant::now();
-            log.commit(batch).expect("commit");
+            log.commit(one_entry(index, &payload)).expect("commit");
             logged.push(begin.elapsed().as_micros() as u64);
+            let begin = Instant::now();
+            log_unpreallocated
+                .commit(one_entry(index, &payload))
+                .expect("commit");
+            logged_unpreallocated.push(begin.elapsed().as_micros() as u64);
         }
     }
     let p50 = |v: Vec<u64>| {
@@ -255,7 +304,12 @@ fn interleaved_single_writer(dir: &Path, blocks: u64) -> (f64, f64) {
         }
         .percentile(0.5)
     };
-    (p50(raw), p50(logged))
+    Interleaved {
+        raw_append: p50(appended),
+        raw_overwrite: p50(overwrote),
+        wal: p50(logged),
+        wal_unpreallocated: p50(logged_unpreallocated),
+    }
 }
 
 fn main() {
@@ -302,14 +356,28 @@ fn main() {
         "single writer p50 / raw fdatasync p50: {:.2}x (one after the other)",
         single_p50 / raw.percentile(0.5)
     );
-    let (raw_p50, wal_p50) = interleaved_single_writer(
+    let p50 = interleaved_single_writer(
         &fresh_dir(&base, "interleaved"),
         if measuring { 20 } else { 1 },
     );
+    println!("interleaved in blocks of 100, p50:");
     println!(
-        "single writer p50 / raw fdatasync p50, interleaved in blocks of 100: {wal_p50:.0} us / \
-         {raw_p50:.0} us = {:.2}x (target: at most 1.2x)",
-        wal_p50 / raw_p50
+        "    raw append+fdatasync {:.0} us, raw overwrite+fdatasync {:.0} us, wal {:.0} us, \
+         wal without preallocation {:.0} us",
+        p50.raw_append, p50.raw_overwrite, p50.wal, p50.wal_unpreallocated
+    );
+    println!(
+        "single writer p50 / raw fdatasync p50, interleaved in blocks of 100: {:.0} us / \
+         {:.0} us = {:.2}x (target: at most 1.2x); without preallocation {:.2}x",
+        p50.wal,
+        p50.raw_append,
+        p50.wal / p50.raw_append,
+        p50.wal_unpreallocated / p50.raw_append
+    );
+    println!(
+        "    against raw overwrite+fdatasync: {:.2}x, without preallocation {:.2}x",
+        p50.wal / p50.raw_overwrite,
+        p50.wal_unpreallocated / p50.raw_overwrite
     );
     // The same with async tasks instead of threads: the writers the server will have.
     let mut single_task_rate = 0.0;

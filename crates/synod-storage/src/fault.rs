@@ -5,8 +5,9 @@
 //!
 //! Files are inodes with two copies of their contents: the *durable* one (what the disk holds)
 //! and the *visible* one (what the page cache holds, and what every read returns). The visible
-//! copy is the durable one with the file's *pending* writes replayed on it: the appends and
-//! [`FsFile::set_len`] calls since the file's last successful [`FsFile::sync_data`].
+//! copy is the durable one with the file's *pending* writes replayed on it: the writes (appends
+//! by [`FsFile::write_all`], positioned writes by [`FsFile::write_at`]) and [`FsFile::set_len`]
+//! calls since the file's last successful [`FsFile::sync_data`].
 //!
 //! Directories map names to inodes, also twice: the *durable* entries (as of the directory's
 //! last [`Fs::sync_dir`]) and the *visible* entries (after every create, rename and removal
@@ -17,7 +18,7 @@
 //!
 //! | operation | until it is durable | made durable by |
 //! |---|---|---|
-//! | `write_all`, `set_len` | a pending write of the inode | `sync_data` on a handle of that inode |
+//! | `write_all`, `write_at`, `set_len` | a pending write of the inode | `sync_data` on a handle of that inode |
 //! | `create` | a visible entry with no durable one | `sync_dir` of its directory |
 //! | `rename` | the visible entries of both directories differ from the durable ones | `sync_dir` of each directory, separately |
 //! | `remove` | the durable entry still names the inode | `sync_dir` of its directory |
@@ -29,8 +30,9 @@
 //!
 //! - every directory holds exactly its durable entries: an unsynced creation is gone, an
 //!   unsynced rename is reverted, an unsynced removal is reverted;
-//! - every file holds exactly its durable contents: all pending appends and `set_len` calls are
-//!   lost ([`FaultFs::crash_tearing`] instead keeps a prefix of the pending appends);
+//! - every file holds exactly its durable contents: all pending writes and `set_len` calls are
+//!   lost ([`FaultFs::crash_tearing`] instead keeps a prefix of the pending writes, in the order
+//!   they were made; an overwrite in place that is not kept leaves the old bytes);
 //! - files that no durable entry names are gone, with their contents;
 //! - directories created by `create_dir_all` are all kept;
 //! - every [`FaultFile`] opened before the crash fails from then on (each handle carries the
@@ -47,16 +49,16 @@
 //! | fault | what it does |
 //! |---|---|
 //! | [`FaultFs::crash`] | the power loss above |
-//! | [`FaultFs::crash_tearing`] | a power loss in the middle of writeback: a prefix of each file's pending appends reached the disk |
+//! | [`FaultFs::crash_tearing`] | a power loss in the middle of writeback: a prefix of each file's pending writes (appends and overwrites in place) reached the disk |
 //! | [`FaultFs::flip_bit`] | bit rot: one bit of a file's durable (and so visible) contents flips |
 //! | [`FaultFs::fail_next_sync`] | the next `sync_data` fails with `EIO` and the file's pending writes are dropped |
-//! | [`FaultFs::fail_next_write`] | the next `write_all` stores a prefix of its data of a chosen length (possibly empty), then fails with `EIO` |
+//! | [`FaultFs::fail_next_write`] | the next `write_all` or `write_at` stores a prefix of its data of a chosen length (possibly empty), then fails with `EIO` |
 //! | [`FaultFs::fail_next_sync_dir`] | the next `sync_dir` fails with `EIO`; the directory's durable entries stay as they were |
-//! | [`FaultFs::set_capacity`] | a disk size: a write that would exceed it fails with `ENOSPC` and writes nothing |
+//! | [`FaultFs::set_capacity`] | a disk size: a write that would grow the files beyond it fails with `ENOSPC` and writes nothing; an overwrite within a file's length always fits, as on ext4 or XFS |
 //! | [`FaultFs::set_short_writes`] | with a capacity: a write that would exceed it first stores the prefix that fits, then fails with `ENOSPC`, as `write_all` over a real kernel does |
 //!
 //! Every failed write leaves what it stored (a prefix of its data, maybe empty) in the file as a
-//! pending append, visible to reads and lost at a crash like any other: the caller cannot know
+//! pending write, visible to reads and lost at a crash like any other: the caller cannot know
 //! how much that was, except by the file's length.
 //!
 //! Everything is deterministic: no clock, no randomness, and every listing is sorted. A test that
@@ -146,7 +148,13 @@ struct Inode {
 
 #[derive(Clone, Debug)]
 enum Pending {
-    Append(Vec<u8>),
+    /// `data` written at byte `offset`: over the bytes there, and growing the file (with zeros
+    /// before `offset` if it starts past the end) if it ends past them. An append is a write at
+    /// the length.
+    Write {
+        offset: u64,
+        data: Vec<u8>,
+    },
     SetLen(u64),
 }
 
@@ -204,19 +212,19 @@ fn split(path: &Path) -> io::Result<(&Path, &str)> {
     }
 }
 
-/// Applies `ops` to `contents`; with `keep_appended_bytes`, stops once that many appended bytes
+/// Applies `ops` to `contents`; with `keep_written_bytes`, stops once that many written bytes
 /// are in, and before any later operation: a prefix of the write stream.
-fn replay(contents: &mut Vec<u8>, ops: &[Pending], keep_appended_bytes: Option<usize>) {
-    let mut budget = keep_appended_bytes.unwrap_or(usize::MAX);
+fn replay(contents: &mut Vec<u8>, ops: &[Pending], keep_written_bytes: Option<usize>) {
+    let mut budget = keep_written_bytes.unwrap_or(usize::MAX);
     for op in ops {
         if budget == 0 {
             break;
         }
         match op {
-            Pending::Append(data) => {
+            Pending::Write { offset, data } => {
                 let take = data.len().min(budget);
-                contents.extend_from_slice(&data[..take]);
-                if keep_appended_bytes.is_some() {
+                write_into(contents, to_usize(*offset), &data[..take]);
+                if keep_written_bytes.is_some() {
                     budget -= take;
                 }
             }
@@ -225,14 +233,27 @@ fn replay(contents: &mut Vec<u8>, ops: &[Pending], keep_appended_bytes: Option<u
     }
 }
 
+/// `pwrite` on a byte vector: overwrites from `offset`, growing (with zeros up to `offset`) as
+/// needed. Writing nothing changes nothing, even past the end.
+fn write_into(contents: &mut Vec<u8>, offset: usize, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let end = offset + data.len();
+    if contents.len() < end {
+        contents.resize(end, 0);
+    }
+    contents[offset..end].copy_from_slice(data);
+}
+
 fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-fn appended_bytes(ops: &[Pending]) -> usize {
+fn written_bytes(ops: &[Pending]) -> usize {
     ops.iter()
         .map(|op| match op {
-            Pending::Append(data) => data.len(),
+            Pending::Write { data, .. } => data.len(),
             Pending::SetLen(_) => 0,
         })
         .sum()
@@ -246,7 +267,7 @@ impl Inode {
             .pending
             .iter()
             .fold(self.durable.len(), |len, op| match op {
-                Pending::Append(data) => len + data.len(),
+                Pending::Write { offset, data } => len.max(to_usize(*offset) + data.len()),
                 Pending::SetLen(new_len) => to_usize(*new_len),
             });
         assert_eq!(
@@ -339,20 +360,27 @@ impl State {
         }
     }
 
-    /// Appends `data` to the visible contents of inode `id`, as a pending write; returns the
-    /// new visible length.
-    fn append(&mut self, id: InodeId, data: &[u8]) -> u64 {
+    /// Writes `data` at `offset` of the visible contents of inode `id` (`None`: at the end), as
+    /// a pending write; returns the new visible length.
+    fn write(&mut self, id: InodeId, offset: Option<u64>, data: &[u8]) -> u64 {
         let inode = self
             .inodes
             .get_mut(&id)
             .expect("FaultFs: an open handle keeps its inode");
         if !data.is_empty() {
-            inode.visible.extend_from_slice(data);
-            // Coalescing appends keeps the write stream the same and the pending list short.
-            if let Some(Pending::Append(last)) = inode.pending.last_mut() {
-                last.extend_from_slice(data);
-            } else {
-                inode.pending.push(Pending::Append(data.to_vec()));
+            let offset = offset.unwrap_or(inode.visible.len() as u64);
+            write_into(&mut inode.visible, to_usize(offset), data);
+            // Coalescing a write that continues the last one keeps the write stream the same
+            // and the pending list short.
+            match inode.pending.last_mut() {
+                Some(Pending::Write {
+                    offset: last_offset,
+                    data: last,
+                }) if *last_offset + last.len() as u64 == offset => last.extend_from_slice(data),
+                _ => inode.pending.push(Pending::Write {
+                    offset,
+                    data: data.to_vec(),
+                }),
             }
             inode.check();
         }
@@ -389,11 +417,12 @@ impl FaultFs {
     }
 
     /// Simulates a power loss during writeback: like [`FaultFs::crash`], except that each file
-    /// that survives the crash and has `n > 0` pending appended bytes keeps the first
-    /// `keep(path, n)` of them (clamped to `n`), which become durable: a torn write.
+    /// that survives the crash and has `n > 0` pending written bytes (appended or written in
+    /// place) keeps the first `keep(path, n)` of them (clamped to `n`), which become durable: a
+    /// torn write.
     ///
     /// The kept bytes are a prefix of the file's write stream since its last sync: its pending
-    /// appends and `set_len` calls are replayed in order and replay stops once the kept bytes are
+    /// writes and `set_len` calls are replayed in order and replay stops once the kept bytes are
     /// in, so `keep = 0` loses everything pending (as a plain crash does) and `keep = n` keeps
     /// everything. A file with only pending `set_len` calls loses them without a call.
     ///
@@ -422,10 +451,10 @@ impl FaultFs {
                     .inodes
                     .get_mut(&id)
                     .expect("FaultFs: a durable entry keeps its inode");
-                let appended = appended_bytes(&inode.pending);
-                if appended > 0 {
-                    let kept = keep(&dir_path.join(name), appended).min(appended);
-                    let limit = (kept < appended).then_some(kept);
+                let written = written_bytes(&inode.pending);
+                if written > 0 {
+                    let kept = keep(&dir_path.join(name), written).min(written);
+                    let limit = (kept < written).then_some(kept);
                     let pending = std::mem::take(&mut inode.pending);
                     replay(&mut inode.durable, &pending, limit);
                 }
@@ -479,7 +508,7 @@ impl FaultFs {
         self.lock().fail_next_sync = true;
     }
 
-    /// Makes the next [`FsFile::write_all`] (on any file) store the first `stored_bytes` of its
+    /// Makes the next [`FsFile::write_all`] or [`FsFile::write_at`] (on any file) store the first `stored_bytes` of its
     /// data (fewer if the data is shorter or the disk has no room for them) and then fail with
     /// `EIO` (`io::Error::from_raw_os_error(5)`).
     ///
@@ -503,6 +532,7 @@ impl FaultFs {
 
     /// Sets the disk size in bytes (`None`: unlimited). A write or a `set_len` growth that would
     /// take the total visible length of all visible or open files beyond it fails with `ENOSPC`
+    /// (an overwrite within a file's length takes no space, so it always fits)
     /// (`io::Error::from_raw_os_error(28)`) and writes nothing (but see
     /// [`FaultFs::set_short_writes`]). Lowering it below the space in use removes nothing; only
     /// growth fails.
@@ -547,7 +577,7 @@ impl FaultFs {
 
     /// The number of file operations so far, over all generations: every call of an [`Fs`]
     /// method and of [`FsFile::write_all`], [`FsFile::sync_data`] and [`FsFile::set_len`],
-    /// whether it succeeded or not. [`FsFile::len`] and the methods of `FaultFs` itself do not
+    /// whether it succeeded or not, and of [`FsFile::write_at`]. [`FsFile::len`] and the methods of `FaultFs` itself do not
     /// count.
     pub fn op_count(&self) -> u64 {
         self.lock().op_count
@@ -593,24 +623,41 @@ fn lock_live<'a>(
     Ok(state)
 }
 
-impl FsFile for FaultFile {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+impl FaultFile {
+    /// A write at `offset` (`None`: at the end), with every fault a write can meet.
+    fn write(&mut self, offset: Option<u64>, data: &[u8]) -> io::Result<()> {
         let mut state = lock_live(&self.fs, self.generation, &self.path, self.inode)?;
         let id = self.inode;
-        let free = state.free_bytes().map_or(usize::MAX, to_usize);
+        let len = state.inodes[&id].visible.len() as u64;
+        let offset_value = offset.unwrap_or(len);
+        let end = offset_value.saturating_add(data.len() as u64);
+        // The longest prefix of `data` that fits: only growth past the length takes space.
+        let fits = state.free_bytes().map_or(data.len(), |free| {
+            to_usize((len + free).saturating_sub(offset_value)).min(data.len())
+        });
         if let Some(stored_bytes) = state.fail_next_write.take() {
-            let stored = stored_bytes.min(data.len()).min(free);
-            self.last_len = state.append(id, &data[..stored]);
+            let stored = stored_bytes.min(data.len()).min(fits);
+            self.last_len = state.write(id, offset, &data[..stored]);
             return Err(io::Error::from_raw_os_error(EIO));
         }
-        if let Err(error) = state.check_room(data.len() as u64) {
+        if let Err(error) = state.check_room(end.saturating_sub(len)) {
             if state.short_writes {
-                self.last_len = state.append(id, &data[..free.min(data.len())]);
+                self.last_len = state.write(id, offset, &data[..fits]);
             }
             return Err(error);
         }
-        self.last_len = state.append(id, data);
+        self.last_len = state.write(id, offset, data);
         Ok(())
+    }
+}
+
+impl FsFile for FaultFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(None, data)
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.write(Some(offset), data)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
@@ -864,6 +911,60 @@ mod tests {
         file.sync_data().unwrap();
         fs.crash();
         assert_eq!(fs.read(&path("/d/f")).unwrap(), b"ab\0\0");
+    }
+
+    #[test]
+    fn an_overwrite_in_place_is_pending_until_synced_and_a_tear_keeps_a_prefix_of_it() {
+        let (fs, mut file) = setup(b"abcdef");
+        file.write_at(1, b"XY").unwrap();
+        file.write_at(8, b"Z").unwrap();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"aXYdef\0\0Z");
+        assert_eq!(file.len(), 9);
+        // A plain crash brings back the old bytes and the old length.
+        fs.crash();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdef");
+
+        let mut file = fs.open_append(&path("/d/f")).unwrap();
+        file.write_at(1, b"XY").unwrap();
+        file.write_at(4, b"QR").unwrap();
+        let mut seen = Vec::new();
+        fs.crash_tearing(|_, written| {
+            seen.push(written);
+            3
+        });
+        // The stream was XY at 1, then QR at 4: its first three bytes are XY and Q.
+        assert_eq!(seen, [4]);
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"aXYdQf");
+
+        let mut file = fs.open_append(&path("/d/f")).unwrap();
+        file.write_at(0, b"12").unwrap();
+        file.write_all(b"+").unwrap();
+        file.sync_data().unwrap();
+        fs.crash();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"12YdQf+");
+    }
+
+    #[test]
+    fn an_overwrite_takes_no_space_and_a_growing_write_at_meets_every_write_fault() {
+        let (fs, mut file) = setup(b"abcdef");
+        // In place: fits on a full disk.
+        fs.set_capacity(Some(6));
+        file.write_at(0, b"ABCDEF").unwrap();
+        // Growing by 2 where 1 fits: nothing stored, or with short writes the prefix that fits.
+        fs.set_capacity(Some(7));
+        assert_eq!(raw_os_error(file.write_at(4, b"wxyz")), Some(ENOSPC));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"ABCDEF");
+        fs.set_short_writes(true);
+        assert_eq!(raw_os_error(file.write_at(4, b"wxyz")), Some(ENOSPC));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"ABCDwxy");
+        assert_eq!(file.len(), 7);
+        fs.set_capacity(None);
+        // An armed failure stores its prefix at the offset, then fails.
+        fs.fail_next_write(1);
+        assert_eq!(raw_os_error(file.write_at(2, b"!!")), Some(EIO));
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"AB!Dwxy");
+        fs.crash();
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abcdef");
     }
 
     #[test]

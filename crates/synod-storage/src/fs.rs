@@ -7,6 +7,7 @@
 //! | operation | durable when |
 //! |---|---|
 //! | [`FsFile::write_all`] (append) | after [`FsFile::sync_data`] on that file returns `Ok` |
+//! | [`FsFile::write_at`] (overwrite in place, or grow) | after [`FsFile::sync_data`] on that file returns `Ok`; until then a crash may keep any part of it |
 //! | [`FsFile::set_len`] (truncate) | after [`FsFile::sync_data`] on that file returns `Ok` |
 //! | [`Fs::create`] a new file | after [`Fs::sync_dir`] on its directory returns `Ok` |
 //! | [`Fs::rename`], [`Fs::remove`] | after [`Fs::sync_dir`] on the directory returns `Ok` |
@@ -22,6 +23,16 @@ use std::path::{Path, PathBuf};
 pub trait FsFile: Send {
     /// Appends `data`.
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Writes `data` at byte `offset` (`pwrite`), over what is there; the file grows if the
+    /// write ends past its length (a gap before `offset` reads as zeros). It does not move the
+    /// position [`FsFile::write_all`] appends at, which stays the end of the file.
+    ///
+    /// An overwrite of bytes that were already written and synced, in a file whose length is
+    /// durable, needs no metadata change on most file systems (ext4, XFS), so the
+    /// `fdatasync` after it is only a data write: the log preallocates its segments for this.
+    /// (A copy-on-write file system, btrfs or ZFS, allocates even then, and may refuse an
+    /// overwrite with `ENOSPC`.)
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Makes everything written (and the length) durable: `fdatasync`.
     fn sync_data(&mut self) -> io::Result<()>;
     /// Cuts the file to `len` bytes; later appends go after it.
@@ -82,6 +93,19 @@ impl FsFile for RealFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         io::Write::write_all(&mut self.file, data)?;
         self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let result = std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset);
+        if result.is_err() {
+            // A failed write may have stored a prefix that grew the file: ask the kernel.
+            if let Ok(metadata) = self.file.metadata() {
+                self.len = metadata.len();
+            }
+            return result;
+        }
+        self.len = self.len.max(offset + data.len() as u64);
         Ok(())
     }
 

@@ -24,15 +24,33 @@
 //! segment can end in a torn write; the new segment's first frame repeats the hard state, so
 //! that older segments are never needed for it.
 //!
+//! # Preallocation
+//!
+//! A segment file is longer than its frames: after them come zeros, written (not `fallocate`d)
+//! ahead of need, [`WalOptions::preallocate_bytes`] at a time. The frames of a write go *in
+//! place* over those zeros, so the `fdatasync` after it writes data only: the file's length
+//! and block map are already durable, and ext4 needs no journal commit (which an append needs,
+//! to make the new length durable, and so does a first write to `fallocate`d space, to mark its
+//! extent written). Only the write that passes the preallocated length pays for the metadata:
+//! it first writes zeros up to the next multiple of `preallocate_bytes` (at most to the segment
+//! size, at least to its own end), then its frames, and one `fdatasync` makes both durable.
+//!
+//! The *logical length* of a segment is where its frames end and the zeros start; the next
+//! frame goes there, and it decides when the segment is full. Before a roll the full segment
+//! is cut to its logical length and synced, so older segments normally hold no zeros; recovery
+//! accepts a zero tail in any segment all the same.
+//!
 //! # Recovery
 //!
 //! | on disk | recovery does |
 //! |---|---|
 //! | no segment | starts empty |
 //! | a valid frame | replays it |
-//! | the last segment ends in a partial frame, a frame whose CRC fails, or bytes without the magic, and no valid frame follows (a torn write) | truncates the segment there, with a warning: that write was never acknowledged as durable |
-//! | a frame that fails its checks, followed anywhere later in the segment by a valid frame | refuses to start: [`WalError::Corrupt`] names the file and offset. Durable data was damaged, and skipping it would lose committed entries silently |
-//! | any bad frame in a segment that is not the last | refuses to start, as above: such a segment was synced whole before the next one was created |
+//! | only zero bytes from the end of the last valid frame (or the start) to the end of the file, in any segment | the preallocated space that no frame reached: the clean end of the segment, without a warning. The next frame is written over the first zero |
+//! | the last segment ends in a partial frame, a frame whose CRC fails, or bytes without the magic, not all zero, and no valid frame follows (a torn write) | truncates the segment there, with a warning: that write was never acknowledged as durable |
+//! | in the last segment, bad bytes that start with a zero byte, or hold a whole 512-byte sector of zeros, before a valid frame (a torn write into preallocated space) | truncates there, with a warning, dropping the valid frames after it. An overwrite in place reaches the disk sector by sector in any order, so a sector that still holds the preallocated zeros can come before frames of the same unsynced write; a frame starts with the nonzero magic, so a zero first byte means its first sector was never written |
+//! | a frame that fails its checks otherwise (it starts with a nonzero byte and holds no zero sector), followed anywhere later in the segment by a valid frame | refuses to start: [`WalError::Corrupt`] names the file and offset. Durable data was damaged, and skipping it would lose committed entries silently |
+//! | any bad frame in a segment that is not the last, unless only zeros follow it | refuses to start, as above: such a segment was synced whole before the next one was created |
 //! | a valid frame whose body does not decode | refuses to start, as above |
 //! | a segment file with a name that does not parse | ignored, with a warning |
 //!
@@ -48,8 +66,11 @@
 //! | failure | the log | why |
 //! |---|---|---|
 //! | `fdatasync` of a segment | returns the error, poisoned | the kernel may already have dropped the pages that failed to write, so a retry could report durable what is lost ("fsyncgate") |
-//! | a write fails with `ENOSPC` (a full disk), having stored nothing or, as a short write, a prefix of the frames | cuts the segment back to its length before the write and syncs the cut, returns [`WalError::StorageFull`], stays usable | a full disk is a clean refusal: nothing durable was touched, and after the synced cut no partial frame is left for later frames to follow and no frame of the refused write can come back after a crash. If the cut or its sync fails, poisoned |
+//! | the zeros that preallocate space fail with `ENOSPC` | cuts the file back to its length before them (the cut is made durable by the sync that follows the frames) and writes the frames anyway, growing the file only as far as they reach | a full disk refuses what does not fit, not the room asked for ahead of need; a later write asks again |
+//! | the zeros that preallocate space fail any other way (`EIO`) | as for a failed write of frames, below: cut back, returns [`WalError::Io`], poisoned | the same unknown state of the kernel |
+//! | a write of frames (in place, or growing the file) fails with `ENOSPC` (a full disk), having stored nothing or, as a short write, a prefix of the frames | cuts the segment back to its logical length before the write (dropping any preallocated zeros after it) and syncs the cut, returns [`WalError::StorageFull`], stays usable | a full disk is a clean refusal: nothing durable was touched, and after the synced cut no partial frame is left for later frames to follow and no frame of the refused write can come back after a crash. If the cut or its sync fails, poisoned |
 //! | a write fails any other way (`EIO`) | tries the same cut, returns [`WalError::Io`], poisoned | a device or file-system error leaves the kernel's state unknown (how much of the write sits in the page cache, whether the page it shares with the last durable frame is intact), so nothing more is written. Synced frames are durable either way; what of the failed write reached the disk is a torn tail that recovery cuts, or whole frames of batches that were reported failed, which is safe: an unacknowledged write may or may not have happened |
+//! | cutting a full segment back to its logical length at a roll, or its `fdatasync` | returns the error, poisoned | as for any failed fsync; the segment's frames were synced before, and a zero tail left behind is a clean end for recovery |
 //! | creating a segment at a roll, or syncing the directory after it | returns the error, poisoned | the directory holds a file this process does not track, whose name may or may not be durable |
 //! | syncing the directory after compaction removed segments | returns the error, poisoned, as for any failed fsync; the removed segments are forgotten | whether the removals are durable is unknown; a segment that comes back holds only entries the snapshot covers and replays harmlessly before the newer ones |
 //! | removing a segment at compaction | returns the error, stays usable | `unlink` either happened or did not; the segments not removed are still tracked and go at the next compaction |
@@ -72,6 +93,13 @@ pub const FRAME_MAGIC: [u8; 4] = *b"SYNW";
 pub const FRAME_HEADER_BYTES: usize = 12;
 /// The default segment size.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// The default preallocation step: one `fdatasync` in this many bytes of log pays for a
+/// metadata change. Writing zeros costs a little bandwidth (each byte is written twice) and
+/// makes the write that preallocates slower (a MiB more to sync); a whole segment at once would
+/// make that one write take the time of 64 MiB.
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 1 << 20;
+/// The unit a disk writes atomically, at least: a torn write loses whole sectors.
+const SECTOR_BYTES: usize = 512;
 /// The largest frame body recovery accepts; anything larger is damage.
 pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
@@ -215,12 +243,17 @@ pub enum WalError {
 pub struct WalOptions {
     /// A new segment starts when the current one would grow past this.
     pub segment_bytes: u64,
+    /// A write that passes a segment's preallocated length first extends it with zeros to the
+    /// next multiple of this (see [the module documentation](self#preallocation)); 0 turns
+    /// preallocation off, so that every write that is not an overwrite grows the file.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
         }
     }
 }
@@ -241,6 +274,9 @@ pub struct Wal<F: Fs> {
     /// Every segment, oldest first; the last is open as `file`.
     segments: Vec<Segment>,
     file: F::File,
+    /// The logical length of `file`: where its frames end and the next one goes.
+    /// Invariant: `len <= file.len()`, and the bytes in between are zeros (preallocated).
+    len: u64,
     /// The newest hard state written, repeated at the start of every new segment.
     hard_state: Option<Vec<u8>>,
     /// The newest hard state among the queued batches.
@@ -327,6 +363,32 @@ fn scan_frame(bytes: &[u8], at: usize) -> Scan {
     Scan::Frame(body, next)
 }
 
+/// Whether every byte is zero, quickly enough for a preallocated tail of a whole segment.
+fn is_zeros(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(0, |any, &byte| any | byte) == 0)
+}
+
+/// Whether the bad bytes from `at` to the valid frame at `until` show a torn write into
+/// preallocated space: a sector of it that never reached the disk and still holds the zeros.
+/// Either the first byte is zero (a frame starts with the magic, so the sector where the write
+/// began was not written), or a whole aligned sector before `until` is zero.
+fn holds_unwritten_sector(bytes: &[u8], at: usize, until: usize) -> bool {
+    debug_assert!(at < until && until <= bytes.len());
+    if bytes[at] == 0 {
+        return true;
+    }
+    let mut sector = at.next_multiple_of(SECTOR_BYTES);
+    while sector + SECTOR_BYTES <= until {
+        if is_zeros(&bytes[sector..sector + SECTOR_BYTES]) {
+            return true;
+        }
+        sector += SECTOR_BYTES;
+    }
+    false
+}
+
 /// Whether a valid frame starts anywhere after `from`.
 fn valid_frame_after(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from + 1;
@@ -368,6 +430,7 @@ impl<F: Fs> Wal<F> {
         segments.sort_by_key(|s| s.seq);
         let count = segments.len();
         let mut torn_at = None;
+        let mut logical_len = 0;
         for (position, segment) in segments.iter_mut().enumerate() {
             let last = position + 1 == count;
             let bytes = fs
@@ -392,9 +455,17 @@ impl<F: Fs> Wal<F> {
                         replay(&mut recovered, batch);
                         at = next;
                     }
+                    Scan::Bad(_) if is_zeros(&bytes[at..]) => {
+                        // Preallocated space that no frame reached: the clean end.
+                        break;
+                    }
                     Scan::Bad(reason) => {
                         let later = valid_frame_after(&bytes, at);
-                        if !last || later.is_some() {
+                        let torn = match later {
+                            None => last,
+                            Some(offset) => last && holds_unwritten_sector(&bytes, at, offset),
+                        };
+                        if !torn {
                             let detail = match later {
                                 Some(offset) => {
                                     format!("{reason}; a valid frame follows at byte {offset}")
@@ -407,8 +478,15 @@ impl<F: Fs> Wal<F> {
                                 reason: detail,
                             });
                         }
+                        let dropped = match later {
+                            Some(offset) => format!(
+                                "; an unwritten sector of preallocated space comes first, so the \
+                                 valid frame at byte {offset} is of the same unsynced write"
+                            ),
+                            None => String::new(),
+                        };
                         recovered.warnings.push(format!(
-                            "{}: cut a torn write at byte {at} of {} ({reason})",
+                            "{}: cut a torn write at byte {at} of {} ({reason}{dropped})",
                             segment.path.display(),
                             bytes.len()
                         ));
@@ -417,6 +495,7 @@ impl<F: Fs> Wal<F> {
                     }
                 }
             }
+            logical_len = at as u64;
         }
         let (file, segments) = match segments.last() {
             Some(segment) => {
@@ -443,12 +522,14 @@ impl<F: Fs> Wal<F> {
                 (file, vec![segment])
             }
         };
+        debug_assert!(logical_len <= file.len(), "the frames lie in the file");
         let wal = Wal {
             fs,
             dir: dir.to_path_buf(),
             options,
             segments,
             file,
+            len: logical_len,
             hard_state: recovered.hard_state.clone(),
             pending_hard_state: None,
             pending: Vec::new(),
@@ -481,7 +562,7 @@ impl<F: Fs> Wal<F> {
             return Err(WalError::TooLarge { bytes: body_len });
         }
         let frame_len = (FRAME_HEADER_BYTES + body_len) as u64;
-        let used = self.file.len() + self.pending.len() as u64;
+        let used = self.len + self.pending.len() as u64;
         if used > 0 && used + frame_len > self.options.segment_bytes {
             let queued = !self.pending.is_empty();
             if let Err(error) = self.roll() {
@@ -506,17 +587,23 @@ impl<F: Fs> Wal<F> {
         Ok(())
     }
 
-    /// Writes the queued frames with one write. On failure drops them and cuts the segment
-    /// back to where it was; on a full disk the cut is synced and the log stays usable, on any
-    /// other failure it is poisoned (see the [module documentation](self#failures-while-running)).
+    /// Writes the queued frames with one write at the logical end, preallocating first if they
+    /// pass the file's length. On failure drops them and cuts the segment back to its logical
+    /// length; on a full disk the cut is synced and the log stays usable, on any other failure
+    /// it is poisoned (see the [module documentation](self#failures-while-running)).
     fn flush(&mut self) -> Result<(), WalError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let before = self.file.len();
-        let result = self.file.write_all(&self.pending);
+        let before = self.len;
+        let end = before + self.pending.len() as u64;
+        let result = self
+            .maybe_preallocate(end)
+            .and_then(|_preallocated| self.file.write_at(before, &self.pending));
         self.pending.clear();
         let Err(error) = result else {
+            self.len = end;
+            debug_assert!(self.len <= self.file.len(), "the frames lie in the file");
             if let Some(hard_state) = self.pending_hard_state.take() {
                 self.hard_state = Some(hard_state);
             }
@@ -524,9 +611,10 @@ impl<F: Fs> Wal<F> {
         };
         self.pending_hard_state = None;
         let path = self.current_path().to_path_buf();
-        // A short write may have stored part of the frames: the cut removes them. Every byte
-        // before `before` was written by an earlier flush, and each flush is followed by a sync
-        // before the next, so the sync here makes durable only the cut.
+        // A short write may have stored part of the frames or of the zeros: the cut removes
+        // them, and the preallocated zeros after the logical end with them. Every byte before
+        // `before` was written by an earlier flush, and each flush is followed by a sync before
+        // the next, so the sync here makes durable only the cut.
         let cut = self
             .file
             .set_len(before)
@@ -544,10 +632,54 @@ impl<F: Fs> Wal<F> {
         })
     }
 
-    /// Starts a new segment: syncs the current one, creates the next, syncs the directory,
-    /// and repeats the hard state at its start.
+    /// If the frames would end past the file, extends it with zeros: to the next multiple of
+    /// [`WalOptions::preallocate_bytes`] after `end`, within the segment size but at least to
+    /// `end`. Returns whether it did. On a full disk it drops what of the zeros was stored and
+    /// reports success: the frames are then written as an append, growing the file only as far
+    /// as they need.
+    fn maybe_preallocate(&mut self, end: u64) -> io::Result<bool> {
+        let allocated = self.file.len();
+        let step = self.options.preallocate_bytes;
+        if end <= allocated || step == 0 {
+            return Ok(false);
+        }
+        let target = ((end / step + 1) * step)
+            .min(self.options.segment_bytes)
+            .max(end);
+        let zeros = vec![0; usize::try_from(target - allocated).expect("a segment fits memory")];
+        match self.file.write_at(allocated, &zeros) {
+            Ok(()) => {
+                debug_assert_eq!(self.file.len(), target);
+                Ok(true)
+            }
+            Err(error) if is_storage_full(&error) => {
+                self.file.set_len(allocated)?;
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Starts a new segment: syncs the current one, cuts it to its logical length (giving back
+    /// the preallocated zeros), creates the next, syncs the directory, and repeats the hard
+    /// state at its start.
     fn roll(&mut self) -> Result<(), WalError> {
         self.sync()?;
+        if self.file.len() > self.len {
+            // The frames are durable already; the zeros are a clean end for recovery whether
+            // the cut reaches the disk or not. A failed sync still poisons: see fsyncgate.
+            let cut = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data());
+            if let Err(source) = cut {
+                self.poisoned = true;
+                return Err(io_error(
+                    "cut the preallocated tail of",
+                    self.current_path(),
+                )(source));
+            }
+        }
         let seq = self.segments.last().expect("open").seq + 1;
         let path = self.dir.join(segment_name(seq));
         // A failure here leaves the directory in a state this process does not track (a
@@ -565,6 +697,7 @@ impl<F: Fs> Wal<F> {
             return Err(io_error("sync directory", &self.dir)(source));
         }
         self.file = file;
+        self.len = 0;
         self.segments.push(Segment {
             seq,
             path,

@@ -85,7 +85,13 @@ fn a_failed_fdatasync_fails_the_round_and_every_later_commit() {
 #[test]
 fn a_full_disk_refuses_the_round_and_the_log_goes_on_once_space_returns() {
     let fs = FaultFs::new();
-    let (wal, _) = open(&fs);
+    // Without preallocation, so that every round grows the file and the full disk refuses it
+    // (a round that fits in preallocated space needs no room).
+    let options = WalOptions {
+        preallocate_bytes: 0,
+        ..WalOptions::default()
+    };
+    let (wal, _) = Wal::open(fs.clone(), Path::new("/wal"), options).expect("opens");
     let log = GroupCommit::new(wal);
     log.commit(batch(1)).unwrap();
     fs.set_capacity(Some(100));

@@ -13,12 +13,23 @@ use synod_storage::fault::FaultFs;
 use synod_storage::fs::Fs;
 use synod_storage::group::GroupCommit;
 use synod_storage::snapshot::{SnapshotError, SnapshotStore};
-use synod_storage::wal::{Recovered, Wal, WalBatch, WalError, WalOptions};
+use synod_storage::wal::{
+    DEFAULT_PREALLOCATE_BYTES, DEFAULT_SEGMENT_BYTES, Recovered, Wal, WalBatch, WalError,
+    WalOptions,
+};
 
 const DIR: &str = "/member/wal";
 /// Small segments, so that a few batches roll.
 const SMALL_SEGMENTS: WalOptions = WalOptions {
     segment_bytes: 1000,
+    preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
+};
+
+/// No preallocation: every write grows the file, so a full disk meets the frames themselves
+/// (with preallocation, only a write past the preallocated length needs room).
+const NO_PREALLOCATION: WalOptions = WalOptions {
+    segment_bytes: DEFAULT_SEGMENT_BYTES,
+    preallocate_bytes: 0,
 };
 
 fn dir() -> &'static Path {
@@ -77,6 +88,28 @@ fn durable(fs: &FaultFs) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
         .collect()
 }
 
+/// Asserts that each file's durable contents are a prefix of what they were, cut only in
+/// zeros: the preallocated space after the frames.
+fn assert_cut_only_zeros(
+    before: &BTreeMap<PathBuf, Option<Vec<u8>>>,
+    after: &BTreeMap<PathBuf, Option<Vec<u8>>>,
+) {
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, contents) in after {
+        let old = before[path].as_ref().expect("durable before");
+        let new = contents.as_ref().expect("durable after");
+        assert_eq!(old[..new.len()], new[..], "{}: a prefix", path.display());
+        assert!(
+            old[new.len()..].iter().all(|&b| b == 0),
+            "{}: only zeros were cut",
+            path.display()
+        );
+    }
+}
+
 /// Pending appended bytes per file, found by a crash that keeps all of them.
 fn crash_keeping_everything_pending(fs: &FaultFs) -> Vec<(PathBuf, usize)> {
     let mut pending = Vec::new();
@@ -106,7 +139,7 @@ fn an_eio_write_poisons_the_log_and_every_synced_batch_survives() {
         assert!(matches!(wal.append(&batch(5, 1)), Err(WalError::Poisoned)));
         assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
         assert!(matches!(wal.compact(3), Err(WalError::Poisoned)));
-        assert_eq!(durable(&fs), before, "stored {stored_bytes}");
+        assert_cut_only_zeros(&before, &durable(&fs));
         drop(wal);
 
         // A restart without a power loss sees the cut-back segment; one after a power loss, too.
@@ -143,7 +176,7 @@ fn a_short_write_on_a_full_disk_is_cut_back_and_the_log_goes_on() {
     // The space left takes nothing, part of a header, part of a body, or a whole frame and
     // part of the next.
     for room in [0, 7, 100, 300] {
-        let (fs, mut wal) = synced_log(3, 40, WalOptions::default());
+        let (fs, mut wal) = synced_log(3, 40, NO_PREALLOCATION);
         let before = durable(&fs);
         let segment = fs.files().pop().expect("one segment");
         let length = fs.file_len(&segment).unwrap();
@@ -165,14 +198,14 @@ fn a_short_write_on_a_full_disk_is_cut_back_and_the_log_goes_on() {
         wal.sync().expect("syncs");
         drop(wal);
         fs.crash();
-        assert_recovers_exactly(&fs, WalOptions::default(), &[1, 2, 3, 6]);
+        assert_recovers_exactly(&fs, NO_PREALLOCATION, &[1, 2, 3, 6]);
     }
 }
 
 #[test]
 fn a_crash_right_after_a_short_write_finds_no_partial_frame_to_tear() {
     for room in [7, 100, 300] {
-        let (fs, mut wal) = synced_log(3, 40, WalOptions::default());
+        let (fs, mut wal) = synced_log(3, 40, NO_PREALLOCATION);
         fill_disk(&fs, room);
         wal.append(&batch(4, 150)).expect("queues");
         wal.append(&batch(5, 150)).expect("queues");
@@ -182,13 +215,17 @@ fn a_crash_right_after_a_short_write_finds_no_partial_frame_to_tear() {
         // nothing, so no frame of the refused write can come back.
         assert_eq!(crash_keeping_everything_pending(&fs), [], "room {room}");
         fs.set_capacity(None);
-        assert_recovers_exactly(&fs, WalOptions::default(), &[1, 2, 3]);
+        assert_recovers_exactly(&fs, NO_PREALLOCATION, &[1, 2, 3]);
     }
 }
 
 #[test]
 fn a_short_write_during_a_segment_roll_drops_only_the_unsynced_batches() {
-    let (fs, mut wal) = synced_log(4, 150, SMALL_SEGMENTS);
+    let small_unpreallocated = WalOptions {
+        preallocate_bytes: 0,
+        ..SMALL_SEGMENTS
+    };
+    let (fs, mut wal) = synced_log(4, 150, small_unpreallocated);
     assert_eq!(wal.segment_count(), 1);
     fill_disk(&fs, 50);
     // Queued, then flushed by the roll that the next append starts: the short write fails it.
@@ -204,12 +241,12 @@ fn a_short_write_during_a_segment_roll_drops_only_the_unsynced_batches() {
     wal.sync().expect("syncs");
     drop(wal);
     fs.crash();
-    assert_recovers_exactly(&fs, SMALL_SEGMENTS, &[1, 2, 3, 4, 7]);
+    assert_recovers_exactly(&fs, small_unpreallocated, &[1, 2, 3, 4, 7]);
 }
 
 #[test]
 fn a_short_write_under_group_commit_refuses_the_round_and_the_next_one_succeeds() {
-    let (fs, wal) = synced_log(2, 40, WalOptions::default());
+    let (fs, wal) = synced_log(2, 40, NO_PREALLOCATION);
     let log = GroupCommit::new(wal);
     fill_disk(&fs, 30);
     assert!(matches!(
@@ -220,7 +257,7 @@ fn a_short_write_under_group_commit_refuses_the_round_and_the_next_one_succeeds(
     log.commit(batch(4, 200)).expect("commits");
     drop(log);
     fs.crash();
-    assert_recovers_exactly(&fs, WalOptions::default(), &[1, 2, 4]);
+    assert_recovers_exactly(&fs, NO_PREALLOCATION, &[1, 2, 4]);
 }
 
 // (c) A failed directory fsync.
@@ -337,4 +374,123 @@ fn a_snapshot_whose_rename_was_not_synced_is_verified_like_any_other_at_the_next
     let store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
     assert_eq!(store.snapshots(), &[meta(10, 1), meta(20, 2)]);
     assert_eq!(store.read_all(20).unwrap(), b"twenty");
+}
+
+// (d) Faults while preallocating (see "Preallocation" in `synod_storage::wal`).
+
+/// Segments of 64 KiB preallocated 4 KiB at a time: a batch of a few KiB passes a step.
+const PREALLOCATING: WalOptions = WalOptions {
+    segment_bytes: 64 << 10,
+    preallocate_bytes: 4096,
+};
+
+#[test]
+fn a_full_disk_refuses_the_preallocating_zeros_but_not_frames_that_fit() {
+    // Room for the frames and part of the zeros, or for little more than the frames.
+    for room in [3000, 600] {
+        let (fs, mut wal) = synced_log(3, 40, PREALLOCATING);
+        let segment = fs.files().pop().expect("one segment");
+        assert_eq!(fs.file_len(&segment).unwrap(), 4096);
+        fill_disk(&fs, room);
+        wal.append(&batch(4, 4000)).expect("queues");
+        wal.sync().expect("the frames fit, so the write succeeds");
+        // No zeros after the frames: the file ends where they do, and the partial zeros are
+        // not pending either.
+        let contents = fs.read(&segment).unwrap();
+        assert_ne!(contents.last(), Some(&0), "room {room}");
+        assert_eq!(crash_keeping_everything_pending(&fs), [], "room {room}");
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3, 4]);
+
+        // With space back, the next write that grows the file preallocates again.
+        fs.set_capacity(None);
+        let (mut wal, _) = open(&fs, PREALLOCATING);
+        wal.append(&batch(5, 40)).expect("appends");
+        wal.sync().expect("syncs");
+        assert_eq!(fs.file_len(&segment).unwrap() % 4096, 0, "room {room}");
+        drop(wal);
+        fs.crash();
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3, 4, 5]);
+    }
+}
+
+#[test]
+fn a_full_disk_that_takes_neither_zeros_nor_frames_refuses_the_write_and_the_log_goes_on() {
+    let (fs, mut wal) = synced_log(3, 40, PREALLOCATING);
+    let before = durable(&fs);
+    fill_disk(&fs, 100);
+    wal.append(&batch(4, 4000)).expect("queues");
+    assert!(matches!(wal.sync(), Err(WalError::StorageFull { .. })));
+    // The cut took the file back to its frames, which gives the preallocated zeros back too.
+    assert_eq!(crash_keeping_everything_pending(&fs), []);
+    assert_cut_only_zeros(&before, &durable(&fs));
+    fs.set_capacity(None);
+    let (mut wal, _) = open(&fs, PREALLOCATING);
+    wal.append(&batch(5, 40)).expect("appends");
+    wal.sync().expect("syncs");
+    drop(wal);
+    fs.crash();
+    assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3, 5]);
+}
+
+#[test]
+fn an_eio_on_the_preallocating_zeros_poisons_the_log_and_every_synced_batch_survives() {
+    // The zeros are the first write of the flush that passes the preallocated length.
+    for stored_bytes in [0, 100, 4096, 8192] {
+        let (fs, mut wal) = synced_log(3, 40, PREALLOCATING);
+        let before = durable(&fs);
+        fs.fail_next_write(stored_bytes);
+        wal.append(&batch(4, 4000)).expect("queues");
+        let error = wal.sync().expect_err("the zeros fail");
+        assert!(
+            matches!(&error, WalError::Io { op: "write", source, .. } if source.raw_os_error() == Some(5)),
+            "stored {stored_bytes}: {error}"
+        );
+        assert!(matches!(wal.append(&batch(5, 1)), Err(WalError::Poisoned)));
+        assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
+        drop(wal);
+        // Only zeros after the frames were cut, and the cut is synced.
+        assert_cut_only_zeros(&before, &durable(&fs));
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3]);
+        fs.crash();
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3]);
+    }
+}
+
+#[test]
+fn an_eio_on_frames_written_in_place_poisons_the_log_and_every_synced_batch_survives() {
+    for stored_bytes in [0, 5, 12, 60, 10_000] {
+        let (fs, mut wal) = synced_log(3, 40, PREALLOCATING);
+        let segment = fs.files().pop().expect("one segment");
+        let length = fs.file_len(&segment).unwrap();
+        fs.fail_next_write(stored_bytes);
+        wal.append(&batch(4, 40)).expect("queues");
+        assert!(matches!(wal.sync(), Err(WalError::Io { op: "write", .. })));
+        assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
+        drop(wal);
+        // The write was in place: the file did not grow until the cut.
+        assert!(
+            fs.file_len(&segment).unwrap() < length,
+            "stored {stored_bytes}"
+        );
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3]);
+        fs.crash();
+        assert_recovers_exactly(&fs, PREALLOCATING, &[1, 2, 3]);
+    }
+}
+
+#[test]
+fn a_failed_fdatasync_of_the_cut_at_a_roll_poisons_the_log_and_loses_nothing() {
+    let (fs, mut wal) = synced_log(4, 150, SMALL_SEGMENTS);
+    assert_eq!(wal.segment_count(), 1);
+    // The next append rolls: its sync has nothing to write, so the first fdatasync is the cut's.
+    fs.fail_next_sync();
+    let error = wal
+        .append(&batch(5, 300))
+        .expect_err("the cut's sync fails");
+    assert!(matches!(error, WalError::Io { .. }), "{error}");
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
+    drop(wal);
+    assert_eq!(fs.files().len(), 1, "no new segment was created");
+    fs.crash();
+    assert_recovers_exactly(&fs, SMALL_SEGMENTS, &[1, 2, 3, 4]);
 }

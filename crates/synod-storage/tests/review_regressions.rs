@@ -10,7 +10,7 @@ use synod_core::{Entry, Payload};
 use synod_storage::fault::FaultFs;
 use synod_storage::fs::Fs;
 use synod_storage::group::GroupCommit;
-use synod_storage::wal::{Wal, WalBatch, WalError, WalOptions};
+use synod_storage::wal::{DEFAULT_PREALLOCATE_BYTES, Wal, WalBatch, WalError, WalOptions};
 
 fn entry(index: u64, size: usize) -> Entry {
     Entry {
@@ -27,6 +27,7 @@ fn batch(index: u64, size: usize) -> WalBatch {
 }
 const SEG: WalOptions = WalOptions {
     segment_bytes: 1000,
+    preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
 };
 fn dir() -> &'static Path {
     Path::new("/wal")
@@ -105,7 +106,12 @@ fn hard_state_survives_a_crash_right_after_a_roll_and_compaction() {
 #[test]
 fn batches_dropped_by_a_failed_roll_are_reported_by_the_next_sync() {
     let fs = FaultFs::new();
-    let (mut wal, _) = Wal::open(fs.clone(), dir(), SEG).unwrap();
+    // Without preallocation, so that the queued batch's write needs room the disk lacks.
+    let seg = WalOptions {
+        preallocate_bytes: 0,
+        ..SEG
+    };
+    let (mut wal, _) = Wal::open(fs.clone(), dir(), seg).unwrap();
     for i in 1..5 {
         wal.append(&batch(i, 150)).unwrap();
         wal.sync().unwrap();
@@ -123,7 +129,7 @@ fn batches_dropped_by_a_failed_roll_are_reported_by_the_next_sync() {
     wal.sync().unwrap();
     drop(wal);
     fs.crash();
-    let (_, rec) = Wal::open(fs.clone(), dir(), SEG).unwrap();
+    let (_, rec) = Wal::open(fs.clone(), dir(), seg).unwrap();
     assert!(!rec.entries.contains_key(&5));
     assert!(rec.entries.contains_key(&7));
 }
@@ -182,6 +188,7 @@ fn every_writer_of_a_refused_round_is_told_so() {
 fn no_write_is_acknowledged_after_a_failed_round() {
     let seg = WalOptions {
         segment_bytes: 64 << 10,
+        ..WalOptions::default()
     };
     for attempt in 0..3000 {
         let fs = FaultFs::new();

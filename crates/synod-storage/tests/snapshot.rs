@@ -464,6 +464,11 @@ impl FsFile for CrashingFile {
         self.file.write_all(data)
     }
 
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.fs.op("write_at")?;
+        self.file.write_at(offset, data)
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         self.fs.op("sync_data")?;
         self.file.sync_data()

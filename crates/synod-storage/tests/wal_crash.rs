@@ -8,14 +8,17 @@
 //! write.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
 use synod_core::{Entry, Index, Payload};
 use synod_storage::fault::FaultFs;
-use synod_storage::wal::{Wal, WalBatch, WalError, WalOptions};
+use synod_storage::fs::{Fs, FsFile};
+use synod_storage::wal::{DEFAULT_PREALLOCATE_BYTES, Wal, WalBatch, WalError, WalOptions};
 
 /// The state a log holds after some batches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,14 +84,20 @@ fn random_batch(rng: &mut XorShiftRng, last: &mut Index, term: &mut u64) -> WalB
     batch
 }
 
-fn open(fs: &FaultFs, dir: &Path) -> Result<(Wal<FaultFs>, Model, Vec<String>), WalError> {
-    let (wal, recovered) = Wal::open(
-        fs.clone(),
-        dir,
-        WalOptions {
-            segment_bytes: 2048,
-        },
-    )?;
+/// Small segments, preallocated by `preallocate_bytes` (0: not at all).
+fn options(preallocate_bytes: u64) -> WalOptions {
+    WalOptions {
+        segment_bytes: 2048,
+        preallocate_bytes,
+    }
+}
+
+fn open(
+    fs: &FaultFs,
+    dir: &Path,
+    options: WalOptions,
+) -> Result<(Wal<FaultFs>, Model, Vec<String>), WalError> {
+    let (wal, recovered) = Wal::open(fs.clone(), dir, options)?;
     let model = Model {
         hard_state: recovered.hard_state,
         entries: recovered.entries,
@@ -96,12 +105,14 @@ fn open(fs: &FaultFs, dir: &Path) -> Result<(Wal<FaultFs>, Model, Vec<String>), 
     Ok((wal, model, recovered.warnings))
 }
 
-/// One seed: a workload, a crash, recovery, and the check.
+/// One seed: a workload, a crash, recovery, and the check. Each seed preallocates its segments
+/// in its own steps: not at all, several steps a segment, or the whole segment at once.
 fn run(seed: u64) {
     let mut rng = XorShiftRng::seed_from_u64(seed);
+    let options = options([0, 100, 700, DEFAULT_PREALLOCATE_BYTES][(seed % 4) as usize]);
     let fs = FaultFs::new();
     let dir = Path::new("/data/wal");
-    let (mut wal, _, _) = open(&fs, dir).expect("a new log opens");
+    let (mut wal, _, _) = open(&fs, dir, options).expect("a new log opens");
     // states[k]: the state after the first k batches.
     let mut states = vec![Model::default()];
     let mut synced = 0;
@@ -163,7 +174,7 @@ fn run(seed: u64) {
     } else {
         fs.crash();
     }
-    let (_, recovered, warnings) = match open(&fs, dir) {
+    let (_, recovered, warnings) = match open(&fs, dir, options) {
         Ok(opened) => opened,
         Err(error) => panic!("seed {seed}: recovery failed: {error}"),
     };
@@ -177,7 +188,7 @@ fn run(seed: u64) {
     );
     // Recovery made its repair durable: a second crash and recovery give the same state.
     fs.crash();
-    let (_, again, warnings) = open(&fs, dir).expect("recovers again");
+    let (_, again, warnings) = open(&fs, dir, options).expect("recovers again");
     assert_eq!(again.above(compacted), recovered, "seed {seed}");
     assert!(warnings.is_empty(), "seed {seed}: {warnings:?}");
 }
@@ -193,7 +204,7 @@ fn every_synced_batch_survives_and_nothing_after_a_torn_write_is_kept_3000_seeds
 fn a_full_disk_refuses_the_write_and_harms_nothing_durable() {
     let fs = FaultFs::new();
     let dir = Path::new("/data/wal");
-    let (mut wal, _, _) = open(&fs, dir).unwrap();
+    let (mut wal, _, _) = open(&fs, dir, options(0)).unwrap();
     let mut last = 0;
     let mut term = 1;
     let mut rng = XorShiftRng::seed_from_u64(5);
@@ -234,7 +245,7 @@ fn a_full_disk_refuses_the_write_and_harms_nothing_durable() {
     model.apply(&small);
     drop(wal);
     fs.crash();
-    let (_, recovered, warnings) = open(&fs, dir).unwrap();
+    let (_, recovered, warnings) = open(&fs, dir, options(0)).unwrap();
     assert_eq!(recovered, model);
     assert!(warnings.is_empty(), "{warnings:?}");
 }
@@ -243,7 +254,7 @@ fn a_full_disk_refuses_the_write_and_harms_nothing_durable() {
 fn a_bit_flip_in_a_durable_frame_followed_by_valid_frames_is_refused() {
     let fs = FaultFs::new();
     let dir = Path::new("/data/wal");
-    let (mut wal, _, _) = open(&fs, dir).unwrap();
+    let (mut wal, _, _) = open(&fs, dir, options(0)).unwrap();
     let mut rng = XorShiftRng::seed_from_u64(9);
     let (mut last, mut term) = (0, 1);
     for _ in 0..4 {
@@ -256,7 +267,7 @@ fn a_bit_flip_in_a_durable_frame_followed_by_valid_frames_is_refused() {
     let len = fs.durable_contents(&segment).unwrap().len() as u64;
     for bit in (0..len * 8 / 2).step_by(37) {
         fs.flip_bit(&segment, bit).unwrap();
-        let opened = open(&fs, dir);
+        let opened = open(&fs, dir, options(DEFAULT_PREALLOCATE_BYTES));
         fs.flip_bit(&segment, bit).unwrap();
         match opened {
             Err(WalError::Corrupt { path, .. }) => assert_eq!(path, segment),
@@ -265,4 +276,229 @@ fn a_bit_flip_in_a_durable_frame_followed_by_valid_frames_is_refused() {
             Ok((_, _, warnings)) => assert_eq!(warnings.len(), 1, "bit {bit}"),
         }
     }
+}
+
+/// A [`FaultFs`] that, at its operation number `crash_at`, crashes the disk instead of
+/// performing it, keeping the first `keep` bytes of each file's unsynced writes; that operation
+/// and every later one fail, as the process is gone. It counts the operations it performed.
+#[derive(Clone, Debug)]
+struct CrashAt {
+    disk: FaultFs,
+    state: Arc<Mutex<CrashState>>,
+}
+
+#[derive(Debug)]
+struct CrashState {
+    ops: usize,
+    crash_at: Option<usize>,
+    keep: usize,
+    /// Set by the crash: the unsynced bytes there were, over all files.
+    crashed_with_pending: Option<usize>,
+}
+
+impl CrashAt {
+    fn new(crash_at: Option<usize>, keep: usize) -> CrashAt {
+        CrashAt {
+            disk: FaultFs::new(),
+            state: Arc::new(Mutex::new(CrashState {
+                ops: 0,
+                crash_at,
+                keep,
+                crashed_with_pending: None,
+            })),
+        }
+    }
+
+    fn op(&self) -> io::Result<()> {
+        let mut state = self.state.lock().unwrap();
+        if state.crashed_with_pending.is_some() {
+            return Err(io::Error::other("the process crashed"));
+        }
+        if state.crash_at == Some(state.ops) {
+            let mut pending = 0;
+            let keep = state.keep;
+            self.disk.crash_tearing(|_, written| {
+                pending += written;
+                keep.min(written)
+            });
+            state.crashed_with_pending = Some(pending);
+            return Err(io::Error::other("crashed"));
+        }
+        state.ops += 1;
+        Ok(())
+    }
+}
+
+struct CrashAtFile {
+    fs: CrashAt,
+    file: <FaultFs as Fs>::File,
+}
+
+impl FsFile for CrashAtFile {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.fs.op()?;
+        self.file.write_all(data)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.fs.op()?;
+        self.file.write_at(offset, data)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.fs.op()?;
+        self.file.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.fs.op()?;
+        self.file.set_len(len)
+    }
+    fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
+
+impl Fs for CrashAt {
+    type File = CrashAtFile;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.op()?;
+        self.disk.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.op()?;
+        self.disk.list(dir)
+    }
+    fn create(&self, path: &Path) -> io::Result<CrashAtFile> {
+        self.op()?;
+        let file = self.disk.create(path)?;
+        Ok(CrashAtFile {
+            fs: self.clone(),
+            file,
+        })
+    }
+    fn open_append(&self, path: &Path) -> io::Result<CrashAtFile> {
+        self.op()?;
+        let file = self.disk.open_append(path)?;
+        Ok(CrashAtFile {
+            fs: self.clone(),
+            file,
+        })
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.op()?;
+        self.disk.read(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.op()?;
+        self.disk.read_at(path, offset, len)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.op()?;
+        self.disk.file_len(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op()?;
+        self.disk.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.op()?;
+        self.disk.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.op()?;
+        self.disk.sync_dir(dir)
+    }
+}
+
+/// A fixed workload over preallocated segments (batches that pass preallocation steps, fill
+/// segments and roll, and a compaction), crashed before each of its file operations with every
+/// possible tear of the unsynced writes: each recovery must hold a prefix of the batches with
+/// at least the synced ones, warn at most of a torn write, and keep its repair.
+#[test]
+fn a_crash_at_every_point_of_preallocating_appends_keeps_a_prefix_with_every_synced_batch() {
+    let options = options(300);
+    let dir = Path::new("/data/wal");
+    let mut rng = XorShiftRng::seed_from_u64(77);
+    let (mut last, mut term) = (0, 1);
+    // (batch, whether a sync follows it)
+    let workload: Vec<(WalBatch, bool)> = (0..24)
+        .map(|_| {
+            let batch = random_batch(&mut rng, &mut last, &mut term);
+            (batch, rng.next_u64() % 3 != 0)
+        })
+        .collect();
+    let mut states = vec![Model::default()];
+    for (batch, _) in &workload {
+        let mut next = states.last().expect("initial").clone();
+        next.apply(batch);
+        states.push(next);
+    }
+    // Runs the workload until the first error; returns how many batches a sync acknowledged.
+    let run = |fs: &CrashAt| -> usize {
+        let Ok((mut wal, _)) = Wal::open(fs.clone(), dir, options) else {
+            return 0;
+        };
+        let mut synced = 0;
+        for (done, (batch, sync)) in workload.iter().enumerate() {
+            if wal.append(batch).is_err() {
+                break;
+            }
+            if *sync {
+                if wal.sync().is_err() {
+                    break;
+                }
+                synced = done + 1;
+            }
+        }
+        synced
+    };
+    let uncrashed = CrashAt::new(None, 0);
+    let last_sync = workload
+        .iter()
+        .rposition(|(_, sync)| *sync)
+        .map_or(0, |i| i + 1);
+    assert_eq!(run(&uncrashed), last_sync);
+    let total_ops = uncrashed.state.lock().unwrap().ops;
+    let mut crashes = 0;
+    let mut torn = 0;
+    for crash_at in 0..total_ops {
+        for keep in 0.. {
+            let fs = CrashAt::new(Some(crash_at), keep);
+            let synced = run(&fs);
+            let pending = fs
+                .state
+                .lock()
+                .unwrap()
+                .crashed_with_pending
+                .expect("crashed");
+            crashes += 1;
+            let (_, recovered, warnings) = match open(&fs.disk, dir, options) {
+                Ok(opened) => opened,
+                Err(error) => panic!("crash at op {crash_at}, keeping {keep}: {error}"),
+            };
+            assert!(
+                (synced..states.len()).any(|k| states[k] == recovered),
+                "crash at op {crash_at}, keeping {keep} of {pending}: not a prefix with the \
+                 {synced} synced batches; warnings: {warnings:?}"
+            );
+            assert!(warnings.len() <= 1, "{warnings:?}");
+            // Keeping nothing unsynced leaves only synced frames and synced zeros: no tear.
+            assert!(
+                keep > 0 || warnings.is_empty(),
+                "crash at op {crash_at}: {warnings:?}"
+            );
+            torn += warnings.len();
+            fs.disk.crash();
+            let (_, again, warnings) = open(&fs.disk, dir, options).expect("recovers again");
+            assert_eq!(again, recovered, "crash at op {crash_at}, keeping {keep}");
+            assert!(warnings.is_empty(), "{warnings:?}");
+            if keep >= pending {
+                break;
+            }
+        }
+    }
+    // The sweep met both the preallocating zeros and the frames in flight, and torn frames.
+    println!("{crashes} crashes over {total_ops} operations, {torn} torn writes cut");
+    assert!(
+        crashes > 1000 && torn > 100,
+        "{crashes} crashes, {torn} torn"
+    );
 }

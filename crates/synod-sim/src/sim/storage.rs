@@ -72,6 +72,7 @@ impl RealStorage {
             Path::new(WAL_DIR),
             WalOptions {
                 segment_bytes: SEGMENT_BYTES,
+                ..WalOptions::default()
             },
         )
         .map_err(|e| e.to_string())?;
@@ -171,6 +172,7 @@ impl RealStorage {
             Path::new(WAL_DIR),
             WalOptions {
                 segment_bytes: SEGMENT_BYTES,
+                ..WalOptions::default()
             },
         )
         .map_err(|e| format!("recovering the log: {e}"))?;
