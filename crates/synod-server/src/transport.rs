@@ -13,6 +13,15 @@
 //! then the message that refers to it; the receiver stages the chunks in a file and delivers
 //! the message only once the snapshot arrived whole. It enters the snapshot store only if the
 //! engine takes it (see [`crate::storage`]).
+//!
+//! When a connection accepted from a peer ends (closed or reset), the transport tells the node
+//! with [`Inbound::PeerLost`]. After `kill -9` the kernel closes the dead process's sockets at
+//! once, so a follower learns that its leader died well before an election timeout would tell
+//! it, and the engine may campaign early (`synod_core::Engine::peer_unreachable`). Only the
+//! accepting side reports: the leader always holds a connection to each follower (it
+//! heartbeats), and the report then follows every message the leader sent on it, in order. A
+//! report from the dialling side could overtake the dead leader's last messages, which would
+//! make the follower follow it again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -110,6 +119,12 @@ pub enum Inbound<M> {
     ForwardFailed {
         /// The request id.
         request_id: u64,
+    },
+    /// A connection accepted from `peer` ended, after every message that came on it: the
+    /// peer may have crashed. (Not sent when this member shuts down.)
+    PeerLost {
+        /// The peer.
+        peer: NodeId,
     },
 }
 
@@ -459,6 +474,26 @@ where
     }))
     .await
     .map_err(|e| e.to_string())?;
+    let received = receive_from_peer(&mut conn, from, &storage, &inbound, &mut shutdown).await;
+    if !*shutdown.borrow() {
+        tracing::info!(peer = from, "connection from peer closed");
+        let _ = inbound.send(Inbound::PeerLost { peer: from }).await;
+    }
+    received
+}
+
+/// Hands what arrives on an accepted connection from `from` to `inbound`, until the connection
+/// ends, the node stops, or this member shuts down.
+async fn receive_from_peer<M>(
+    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    from: NodeId,
+    storage: &Arc<MemberStorage>,
+    inbound: &mpsc::Sender<Inbound<M>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String>
+where
+    M: WireMessage + Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static,
+{
     let mut snapshot: Option<Receiving> = None;
     let mut snapshot_ok = false;
     loop {
