@@ -20,10 +20,20 @@ use crate::settings::EngineKind;
 /// The first-ranked survivor campaigns at once; the next must not start its pre-vote before
 /// the first's pre-vote round is over, or the two may grant each other and split the vote
 /// (which costs a randomised election timeout, over a second by default). A pre-vote round is
-/// one round trip with no disk write, well under a millisecond between local members; the
-/// members' ticks are not aligned, so the stagger is at least two ticks (10–20 ms of real
-/// separation with 10 ms ticks). It costs only when the first survivor cannot win.
+/// one round trip with no disk write, well under a millisecond between local members. The
+/// members' ticks are not aligned, so the stagger is at least two ticks: with 10 ms ticks it
+/// is 3, which separates the campaigns by 20 to 30 ms. It costs time only when the first
+/// survivor cannot win (its log is behind, or it did not hear of the loss).
 pub const UNREACHABLE_LEADER_STAGGER: Duration = Duration::from_millis(30);
+
+/// [`UNREACHABLE_LEADER_STAGGER`] in ticks of `tick`, rounded up, and at least 2.
+pub fn unreachable_leader_stagger_ticks(tick: Duration) -> u32 {
+    let ticks = UNREACHABLE_LEADER_STAGGER
+        .as_millis()
+        .div_ceil(tick.as_millis().max(1))
+        .max(2);
+    u32::try_from(ticks).unwrap_or(u32::MAX)
+}
 
 /// What an engine boots from.
 #[derive(Debug)]

@@ -163,17 +163,14 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         StorageError::Damaged(format!("snapshot {}: {e}", recovered.snapshot.index))
     })?;
     let ticks = settings.ticks()?;
-    let tick_ms = ticks.tick.as_millis().max(1);
-    let stagger_ticks = crate::engine::UNREACHABLE_LEADER_STAGGER
-        .as_millis()
-        .div_ceil(tick_ms)
-        .max(2);
     let snapshot = recovered.snapshot.clone();
     let engine = E::build(Boot {
         id: me.id,
         heartbeat_ticks: ticks.heartbeat,
         election_ticks: ticks.election,
-        unreachable_leader_stagger_ticks: u32::try_from(stagger_ticks).unwrap_or(u32::MAX),
+        unreachable_leader_stagger_ticks: crate::engine::unreachable_leader_stagger_ticks(
+            ticks.tick,
+        ),
         hard_state: recovered.hard_state,
         snapshot: recovered.snapshot.clone(),
         entries: recovered.entries,
@@ -217,7 +214,6 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         id: me.id,
         client_urls: settings.advertise_client_urls.clone(),
     };
-    let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
     let transport = Transport::<E::Message>::start(
         local.clone(),
         settings
@@ -229,6 +225,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         storage.clone(),
         stop_rx.clone(),
     );
+    let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
     tokio::spawn(accept_loop::<E::Message>(
         peer_listener,
         local,
