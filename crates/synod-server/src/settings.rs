@@ -253,7 +253,7 @@ impl Settings {
         }
         let tick_ms = (1..=hb.min(u128::from(TICK_MS_MAX)))
             .rev()
-            .find(|d| hb % d == 0)
+            .find(|d| hb.is_multiple_of(*d))
             .expect("1 divides every interval");
         let election = u32::try_from(el / tick_ms)
             .map_err(|_| invalid("--election-timeout", format!("{el} ms is too long")))?;
