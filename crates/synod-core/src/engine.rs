@@ -377,6 +377,19 @@ pub trait Engine {
     /// answered as the protocol says; they never cause a panic.
     fn step(&mut self, from: NodeId, message: Self::Message);
 
+    /// Tells the engine that the transport lost its connection to `peer` (the peer closed it,
+    /// reset it, or refused a new one): a hint that `peer` may have crashed, which arrives
+    /// long before an election timeout would reveal it. After `kill -9` the kernel closes the
+    /// dead process's connections at once.
+    ///
+    /// The hint may be wrong (a connection can drop while its process lives on), may arrive
+    /// late, twice or never, and says nothing about when the peer comes back. Safety must
+    /// therefore never rest on it: an engine may only use it to start, sooner than its timer
+    /// would, what it would do anyway once the timer fired (such as an election). A follower
+    /// told that its leader is unreachable forgets the leader and campaigns soon; any other
+    /// member does nothing. Returns whether the engine acted on the hint (for logs).
+    fn peer_unreachable(&mut self, peer: NodeId) -> bool;
+
     /// Proposes a command. On success the command has been appended to the leader's log at the
     /// returned position; it is committed once it appears in [`Ready::committed`].
     fn propose(&mut self, command: Bytes) -> Result<Proposal, ProposeError>;

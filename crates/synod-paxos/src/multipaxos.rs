@@ -1160,6 +1160,34 @@ impl PaxosNode {
         self.check_invariants();
     }
 
+    /// The transport lost its connection to `peer`. A follower whose leader that is starts
+    /// Phase 1 at once instead of waiting out its failure-detector timeout; anyone else does
+    /// nothing. Returns whether it acted.
+    ///
+    /// Safety rests on ballots alone, as when the timer fires. Every survivor told of the loss
+    /// campaigns at once, with no stagger: ballots are unique per proposer, so competing
+    /// proposers cannot split a vote as Raft candidates can; the higher ballot gets every
+    /// promise, and the lower one is refused and backs off. Forgetting the leader also makes
+    /// the member promise other proposers at once (leader stickiness no longer applies).
+    ///
+    /// Multi-Paxos has no pre-vote, so a wrong report (the leader lives on) has the cost of a
+    /// follower's failure detector firing wrongly: the other voters, still hearing from the
+    /// leader, ignore the Prepare, but this member's promise of its own ballot refuses the
+    /// leader's next Accept and so deposes it, and an election follows. A connection drops
+    /// with its process alive only if the network between them failed, when a new election
+    /// is wanted anyway.
+    pub fn peer_unreachable(&mut self, peer: NodeId) -> bool {
+        let acted = self.role == Role::Follower
+            && self.leader == Some(peer)
+            && peer != self.id()
+            && self.log.membership().is_voter(self.id());
+        if acted {
+            self.campaign(false);
+        }
+        self.check_invariants();
+        acted
+    }
+
     /// Check-quorum: a leader that has not heard from a Phase-2 quorum in a timeout steps down,
     /// so that its clients go elsewhere.
     fn check_quorum(&mut self) {
@@ -1691,6 +1719,10 @@ impl Engine for PaxosNode {
 
     fn step(&mut self, from: NodeId, message: Message) {
         PaxosNode::step(self, from, message)
+    }
+
+    fn peer_unreachable(&mut self, peer: NodeId) -> bool {
+        PaxosNode::peer_unreachable(self, peer)
     }
 
     fn propose(&mut self, command: Bytes) -> Result<Proposal, ProposeError> {

@@ -1163,6 +1163,76 @@ fn pms_2_4_a_follower_that_hears_from_the_leader_ignores_another_proposers_prepa
     assert_eq!(net.term(1), leader_ballot);
 }
 
+/// §2.4, the failure detector: when the transport reports that the leader's connection
+/// dropped, both surviving followers start Phase 1 at once, at the same moment, instead of
+/// waiting out their timeouts. Ballots are unique per proposer, so the two proposers cannot
+/// split the vote: the higher ballot gets every promise and the lower is refused, and one
+/// leader is elected with no tick passing. Contrast: without the report nobody runs Phase 1.
+#[test]
+fn pms_2_4_followers_told_the_leader_is_unreachable_elect_one_leader_at_once() {
+    for seed in 0..20 {
+        for report in [true, false] {
+            let mut net = Net::new(3, seed);
+            net.elect(1);
+            net.propose(1, "before");
+            net.heartbeat(1);
+            let old_ballot = net.term(1);
+            net.crash(1);
+            let mark = net.trace.len();
+            for id in [2, 3] {
+                let acted = report && net.node_mut(id).peer_unreachable(1);
+                assert_eq!(acted, report, "seed {seed}: member {id}");
+                net.process(id);
+            }
+            net.deliver_everything();
+            if !report {
+                assert!(net.sent_since(mark, is_prepare).is_empty(), "seed {seed}");
+                assert!(net.leaders().is_empty(), "seed {seed}");
+                continue;
+            }
+            let leaders = net.leaders();
+            assert_eq!(leaders.len(), 1, "seed {seed}: {leaders:?}");
+            let leader = leaders[0];
+            assert!(net.settled_under(leader), "seed {seed}");
+            assert!(net.term(leader) > old_ballot, "seed {seed}");
+            net.propose(leader, "after");
+            net.deliver_everything();
+            net.heartbeat(leader);
+            for id in [2, 3] {
+                assert_eq!(
+                    net.applied_names(id),
+                    ["before", "after"],
+                    "seed {seed}: {id}"
+                );
+            }
+        }
+    }
+}
+
+/// §2.4: only a follower's own leader matters. A report about another member, or one given to
+/// the leader, changes nothing and sends nothing.
+#[test]
+fn pms_2_4_a_report_about_a_member_other_than_the_leader_changes_nothing() {
+    let mut net = Net::new(3, 13);
+    net.elect(1);
+    let ballot = net.term(1);
+    for (id, peer) in [(2, 3), (2, 2), (3, 2), (1, 2), (1, 3)] {
+        let before = net.node(id).status();
+        assert!(
+            !net.node_mut(id).peer_unreachable(peer),
+            "{id} told about {peer}"
+        );
+        assert!(!net.node(id).has_ready(), "{id} told about {peer}");
+        assert_eq!(net.node(id).status(), before, "{id} told about {peer}");
+    }
+    for _ in 0..100 {
+        net.tick(&[1, 2, 3]);
+        net.deliver_everything();
+    }
+    assert_eq!(net.leaders(), [1]);
+    assert_eq!(net.term(1), ballot);
+}
+
 /// A leadership transfer: the leader sends TimeoutNow; the target starts Phase 1 at once with
 /// a forced Prepare, which the members answer although they hear from a live leader, and it
 /// takes over with a ballot above every ballot it has seen.

@@ -429,6 +429,23 @@ impl Cluster {
         self.network.retain(|e| e.from != id && e.to != id);
     }
 
+    /// Tells every running member but `peer` that its connection to `peer` dropped (as the
+    /// server's transport does when a peer's process dies), in id order, and processes what
+    /// that causes without delivering anything. Returns the members that acted on it.
+    pub fn report_unreachable(&mut self, peer: NodeId) -> Vec<NodeId> {
+        let mut acted = Vec::new();
+        for id in self.ids() {
+            if id == peer || self.members[&id].node.is_none() {
+                continue;
+            }
+            if self.node_mut(id).peer_unreachable(peer) {
+                acted.push(id);
+            }
+            self.process(id);
+        }
+        acted
+    }
+
     /// Restarts a crashed member from its disk. Its state machine is rebuilt from the snapshot
     /// and replays the committed log as the engine hands it out again.
     pub fn restart(&mut self, id: NodeId) {

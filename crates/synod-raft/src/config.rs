@@ -33,6 +33,13 @@ pub struct Config {
     pub lease_read: bool,
     /// How much shorter than an election timeout the leader lease is, in ticks.
     pub lease_drift_margin_ticks: u32,
+    /// When the transport reports the leader unreachable ([`crate::RaftNode::peer_unreachable`]),
+    /// the surviving voters campaign one after another rather than all at once, in the order of
+    /// their ids: the lowest at once, the next this many ticks later, and so on. Two pre-vote
+    /// rounds that overlap can grant each other and end in a split vote, which costs a whole
+    /// randomized election timeout; the stagger must therefore exceed one pre-vote round trip
+    /// (plus the skew between the members' ticks). 0 lets them all campaign at once.
+    pub unreachable_leader_stagger_ticks: u32,
     /// The most entries in one AppendEntries message.
     pub max_entries_per_message: usize,
     /// The most entry bytes in one AppendEntries message (at least one entry is always sent).
@@ -90,6 +97,7 @@ impl Config {
             check_quorum: true,
             lease_read: false,
             lease_drift_margin_ticks: 2,
+            unreachable_leader_stagger_ticks: 3,
             max_entries_per_message: 4096,
             max_bytes_per_message: 1 << 20,
             max_inflight_messages: 256,

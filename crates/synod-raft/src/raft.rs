@@ -438,6 +438,71 @@ impl RaftNode {
         self.check_invariants();
     }
 
+    /// The transport lost its connection to `peer`. A follower whose leader that is forgets the
+    /// leader and campaigns (pre-vote first) without waiting out its election timeout: at once
+    /// if it has the lowest id among the other voters, otherwise
+    /// [`Config::unreachable_leader_stagger_ticks`] later per voter ranked before it, so that
+    /// the survivors do not split the vote. Returns whether it acted.
+    ///
+    /// Why this is safe, and when it is not done:
+    /// - Terms and votes alone give Election Safety and Leader Completeness (§5.2, §5.4); the
+    ///   report only moves an election earlier, exactly as if the election timer had fired.
+    /// - Pre-vote keeps a wrong report harmless: if the leader is alive, the other voters still
+    ///   hear from it and refuse the pre-vote (thesis §9.6), so no term is disturbed and the
+    ///   member follows again at the leader's next heartbeat. Without pre-vote a wrong report
+    ///   would depose a live leader, so the report is then ignored.
+    /// - Forgetting the leader is what lets the member grant other members' pre-votes: the
+    ///   stickiness rule refuses them only while a leader is known and was heard within an
+    ///   election timeout, and a leader reported unreachable is treated like an expired one.
+    /// - With lease reads the report is ignored. The leader serves reads on the promise that
+    ///   every follower that acknowledged its heartbeat refuses votes for an election timeout
+    ///   (thesis §6.4.1). A dropped connection does not prove that the leader stopped serving
+    ///   such reads (its process may live on), so breaking the promise early could let a new
+    ///   leader commit writes that the old one's lease reads do not see.
+    /// - A leader ignores the report (check-quorum already steps down a leader that lost its
+    ///   quorum), and so do candidates (already campaigning), learners (cannot campaign), and
+    ///   a follower told about a member that is not its leader.
+    pub fn peer_unreachable(&mut self, peer: NodeId) -> bool {
+        let acted = self.maybe_campaign_early(peer);
+        self.check_invariants();
+        acted
+    }
+
+    fn maybe_campaign_early(&mut self, peer: NodeId) -> bool {
+        if self.role != Role::Follower
+            || self.leader != Some(peer)
+            || peer == self.config.id
+            || !self.config.pre_vote
+            || self.config.lease_read
+            || !self.can_campaign()
+        {
+            return false;
+        }
+        self.set_leader(None);
+        let id = self.config.id;
+        let rank = self
+            .log
+            .membership()
+            .all_voters()
+            .into_iter()
+            .filter(|&v| v != peer)
+            .take_while(|&v| v < id)
+            .count() as u32;
+        let delay = rank.saturating_mul(self.config.unreachable_leader_stagger_ticks);
+        if delay == 0 {
+            self.election_elapsed = 0;
+            self.start_election(false);
+        } else {
+            // The election timer fires `delay` ticks from now, unless it would fire sooner
+            // anyway, or hears from a leader or grants a vote meanwhile (both reset it).
+            self.election_elapsed = self
+                .election_elapsed
+                .max(self.election_timeout.saturating_sub(delay));
+        }
+        debug_assert!(self.leader.is_none());
+        true
+    }
+
     /// Proposes a command (leader only).
     pub fn propose(&mut self, command: Bytes) -> Result<Proposal, ProposeError> {
         self.check_can_propose()?;
@@ -1707,6 +1772,10 @@ impl Engine for RaftNode {
 
     fn step(&mut self, from: NodeId, message: Message) {
         RaftNode::step(self, from, message)
+    }
+
+    fn peer_unreachable(&mut self, peer: NodeId) -> bool {
+        RaftNode::peer_unreachable(self, peer)
     }
 
     fn propose(&mut self, command: Bytes) -> Result<Proposal, ProposeError> {

@@ -331,6 +331,15 @@ impl<E: ServerEngine> Node<E> {
                     let _ = pending.reply.send(Err(ApiError::LeaderChanged));
                 }
             }
+            Inbound::PeerLost { peer } => {
+                if self.engine.peer_unreachable(peer) {
+                    // The failover test looks for this line.
+                    tracing::info!(
+                        member = self.id,
+                        "lost the connection to the leader (member {peer}); campaigning without waiting for the election timeout"
+                    );
+                }
+            }
         }
     }
 

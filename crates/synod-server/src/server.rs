@@ -162,12 +162,15 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
     let store = MvccStore::restore(&recovered.snapshot_data).map_err(|e| {
         StorageError::Damaged(format!("snapshot {}: {e}", recovered.snapshot.index))
     })?;
-    let (heartbeat_ticks, election_ticks) = settings.ticks()?;
+    let ticks = settings.ticks()?;
     let snapshot = recovered.snapshot.clone();
     let engine = E::build(Boot {
         id: me.id,
-        heartbeat_ticks,
-        election_ticks,
+        heartbeat_ticks: ticks.heartbeat,
+        election_ticks: ticks.election,
+        unreachable_leader_stagger_ticks: crate::engine::unreachable_leader_stagger_ticks(
+            ticks.tick,
+        ),
         hard_state: recovered.hard_state,
         snapshot: recovered.snapshot.clone(),
         entries: recovered.entries,
@@ -241,7 +244,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         storage,
         transport,
         NodeOptions {
-            tick: settings.heartbeat_interval,
+            tick: ticks.tick,
             snapshot_count: settings.snapshot_count,
         },
     );

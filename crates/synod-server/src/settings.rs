@@ -54,6 +54,20 @@ pub enum SettingsError {
     },
 }
 
+/// The longest engine tick, in milliseconds (see [`Settings::ticks`]).
+pub const TICK_MS_MAX: u64 = 10;
+
+/// The engine's clock, derived from `--heartbeat-interval` and `--election-timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticks {
+    /// One engine tick.
+    pub tick: Duration,
+    /// Ticks between leader heartbeats.
+    pub heartbeat: u32,
+    /// Ticks of the minimum election timeout.
+    pub election: u32,
+}
+
 fn invalid(what: &'static str, detail: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         what,
@@ -94,7 +108,7 @@ pub struct Settings {
     pub initial_cluster_state_new: bool,
     /// Peers from another cluster token are refused.
     pub cluster_token: String,
-    /// The heartbeat interval (one engine tick).
+    /// The heartbeat interval (a whole number of engine ticks, see [`Settings::ticks`]).
     pub heartbeat_interval: Duration,
     /// The election timeout.
     pub election_timeout: Duration,
@@ -209,8 +223,17 @@ impl Settings {
             })
     }
 
-    /// Ticks of one heartbeat interval and of one election timeout.
-    pub fn ticks(&self) -> Result<(u32, u32), SettingsError> {
+    /// The engine's clock: its tick and how many ticks make a heartbeat interval and an
+    /// election timeout.
+    ///
+    /// The tick is the longest whole number of milliseconds, at most [`TICK_MS_MAX`], that
+    /// divides the heartbeat interval: 10 ms for the default 100 ms, so that heartbeats stay
+    /// exact while the engine can act at a finer grain than a heartbeat. A member that loses
+    /// its connection to the leader campaigns at once or a few ticks later (the survivors are
+    /// staggered, see [`crate::engine::UNREACHABLE_LEADER_STAGGER`]), and a 100 ms tick would
+    /// round those few ticks up to hundreds of milliseconds. The election timeout is rounded
+    /// down to whole ticks.
+    pub fn ticks(&self) -> Result<Ticks, SettingsError> {
         let hb = self.heartbeat_interval.as_millis();
         let el = self.election_timeout.as_millis();
         if hb == 0 {
@@ -228,7 +251,19 @@ impl Settings {
                 format!("{el} ms must be at most 50 times --heartbeat-interval ({hb} ms)"),
             ));
         }
-        Ok((1, (el / hb) as u32))
+        let tick_ms = (1..=hb.min(u128::from(TICK_MS_MAX)))
+            .rev()
+            .find(|d| hb.is_multiple_of(*d))
+            .expect("1 divides every interval");
+        let election = u32::try_from(el / tick_ms)
+            .map_err(|_| invalid("--election-timeout", format!("{el} ms is too long")))?;
+        let heartbeat = (hb / tick_ms) as u32;
+        debug_assert!(5 * heartbeat <= election && heartbeat >= 1);
+        Ok(Ticks {
+            tick: Duration::from_millis(tick_ms as u64),
+            heartbeat,
+            election,
+        })
     }
 
     /// The cluster id every member derives from the token and the initial members.
@@ -312,6 +347,43 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn ticks_divide_the_heartbeat_and_are_at_most_10_ms() {
+        let ticks = |hb: u64, el: u64| {
+            let settings = Settings {
+                name: "a".into(),
+                data_dir: PathBuf::from("/nonexistent"),
+                listen_client: Vec::new(),
+                advertise_client_urls: Vec::new(),
+                listen_peer: "127.0.0.1:1".parse().unwrap(),
+                initial_cluster: Vec::new(),
+                initial_cluster_state_new: true,
+                cluster_token: "t".into(),
+                heartbeat_interval: Duration::from_millis(hb),
+                election_timeout: Duration::from_millis(el),
+                snapshot_count: 1,
+                quota_backend_bytes: 1,
+                max_request_bytes: 1,
+                engine: EngineKind::Raft,
+            };
+            settings
+                .ticks()
+                .map(|t| (t.tick.as_millis() as u64, t.heartbeat, t.election))
+        };
+        // etcd's defaults: a 10 ms tick, heartbeats every 10 ticks, elections after 100.
+        assert_eq!(ticks(100, 1000).unwrap(), (10, 10, 100));
+        assert_eq!(ticks(20, 200).unwrap(), (10, 2, 20));
+        assert_eq!(ticks(25, 1000).unwrap(), (5, 5, 200));
+        assert_eq!(ticks(7, 35).unwrap(), (7, 1, 5));
+        assert_eq!(ticks(13, 100).unwrap(), (1, 13, 100));
+        // Rounded down to whole ticks.
+        assert_eq!(ticks(100, 1005).unwrap(), (10, 10, 100));
+        assert!(ticks(0, 1000).is_err());
+        assert!(ticks(100, 499).is_err());
+        assert!(ticks(100, 5001).is_err());
+        assert!(ticks(1 << 40, 1 << 45).is_err());
     }
 
     #[test]

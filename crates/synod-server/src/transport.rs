@@ -8,11 +8,21 @@
 //!
 //! Sending never blocks the node: each peer has a bounded queue and a message that does not
 //! fit is dropped (the protocols retransmit), which is the back-pressure. A writer batches
-//! whatever is queued into one socket write. A lost connection is redialled with exponential
-//! backoff. A snapshot travels as [`Frame::SnapshotBegin`], chunks, [`Frame::SnapshotEnd`] and
-//! then the message that refers to it; the receiver stages the chunks in a file and delivers
-//! the message only once the snapshot arrived whole. It enters the snapshot store only if the
-//! engine takes it (see [`crate::storage`]).
+//! whatever is queued into one socket write. A lost connection (a write fails, or the peer
+//! closes it) is redialled at once, then with exponential backoff up to 200 ms. A snapshot
+//! travels as [`Frame::SnapshotBegin`], chunks, [`Frame::SnapshotEnd`] and then the message
+//! that refers to it; the receiver stages the chunks in a file and delivers the message only
+//! once the snapshot arrived whole. It enters the snapshot store only if the engine takes it
+//! (see [`crate::storage`]).
+//!
+//! When a connection accepted from a peer ends (closed or reset), the transport tells the node
+//! with [`Inbound::PeerLost`]. After `kill -9` the kernel closes the dead process's sockets at
+//! once, so a follower learns that its leader died well before an election timeout would tell
+//! it, and the engine may campaign early (`synod_core::Engine::peer_unreachable`). Only the
+//! accepting side reports: the leader always holds a connection to each follower (it
+//! heartbeats), and the report then follows every message the leader sent on it, in order. A
+//! report from the dialling side could overtake the dead leader's last messages, which would
+//! make the follower follow it again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +46,10 @@ use crate::storage::{MemberStorage, SNAPSHOT_CHUNK};
 const MAX_FRAME_BYTES: usize = 128 << 20;
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 4096;
+/// The longest wait between two dials of an unreachable peer. Short, because frames queued for
+/// a peer wait for the connection: after a peer restarts, the first vote request another member
+/// sends it should not sit out a long backoff. A refused dial on a local network costs little.
+const REDIAL_BACKOFF_MAX: Duration = Duration::from_millis(200);
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -110,6 +124,12 @@ pub enum Inbound<M> {
     ForwardFailed {
         /// The request id.
         request_id: u64,
+    },
+    /// A connection accepted from `peer` ended, after every message that came on it: the
+    /// peer may have crashed. (Not sent when this member shuts down.)
+    PeerLost {
+        /// The peer.
+        peer: NodeId,
     },
 }
 
@@ -238,7 +258,7 @@ async fn dial_loop<M>(
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(REDIAL_BACKOFF_MAX);
                     continue;
                 }
             },
@@ -254,6 +274,16 @@ async fn dial_loop<M>(
                     Some(frame) => frame,
                     None => return,
                 },
+                // The peer sends nothing after its Welcome, so the stream ending (or anything
+                // arriving) means the connection is gone. Redial at once: otherwise the next
+                // frame would be written into a dead socket and lost (only the write after it
+                // fails), and a member that has nothing to say to a peer for a while (a
+                // follower to another follower) would lose its first vote request after the
+                // peer restarts. Not reported to the node: see the module documentation.
+                _ = conn.next() => {
+                    tracing::info!(peer, %addr, "connection to peer closed; redialling");
+                    break;
+                }
                 _ = shutdown.changed() => return,
             };
             if send_batch(&mut conn, first, &mut queue, &storage)
@@ -459,6 +489,26 @@ where
     }))
     .await
     .map_err(|e| e.to_string())?;
+    let received = receive_from_peer(&mut conn, from, &storage, &inbound, &mut shutdown).await;
+    if !*shutdown.borrow() {
+        tracing::info!(peer = from, "connection from peer closed");
+        let _ = inbound.send(Inbound::PeerLost { peer: from }).await;
+    }
+    received
+}
+
+/// Hands what arrives on an accepted connection from `from` to `inbound`, until the connection
+/// ends, the node stops, or this member shuts down.
+async fn receive_from_peer<M>(
+    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    from: NodeId,
+    storage: &Arc<MemberStorage>,
+    inbound: &mpsc::Sender<Inbound<M>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String>
+where
+    M: WireMessage + Serialize + for<'de> Deserialize<'de> + Send + Sync + 'static,
+{
     let mut snapshot: Option<Receiving> = None;
     let mut snapshot_ok = false;
     loop {

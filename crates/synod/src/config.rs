@@ -46,7 +46,7 @@ pub struct ServeArgs {
     /// A token that keeps members of different clusters apart. [default: synod-cluster]
     #[arg(long, env = "SYNOD_INITIAL_CLUSTER_TOKEN")]
     initial_cluster_token: Option<String>,
-    /// Milliseconds between heartbeats (one engine tick). [default: 100]
+    /// Milliseconds between heartbeats. [default: 100]
     #[arg(long, env = "SYNOD_HEARTBEAT_INTERVAL")]
     heartbeat_interval: Option<u64>,
     /// Milliseconds without a leader before an election. [default: 1000]

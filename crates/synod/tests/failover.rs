@@ -1,7 +1,8 @@
 //! Leader failure under load: kill -9 the leader while several clients write, check that a new
-//! leader takes over, that writes resume, that no acknowledged write is lost, and that the
-//! old leader restarts and catches up through a snapshot (the others compacted their logs
-//! meanwhile).
+//! leader takes over, that a survivor campaigned as soon as the kill closed the leader's
+//! connections (not after an election timeout), that writes resume, that no acknowledged
+//! write is lost, and that the old leader restarts and catches up through a snapshot (the
+//! others compacted their logs meanwhile).
 
 mod common;
 
@@ -13,6 +14,13 @@ use common::{Cluster, wait_ready};
 use etcd_client::{Client, ConnectOptions, GetOptions};
 
 const WRITERS: usize = 4;
+
+/// What a member logs when it campaigns because its connection from leader `id` closed.
+fn early_campaign_line(id: u64) -> String {
+    format!(
+        "lost the connection to the leader (member {id}); campaigning without waiting for the election timeout"
+    )
+}
 
 async fn connect(endpoints: &[String]) -> Client {
     let options = ConnectOptions::new()
@@ -101,6 +109,23 @@ fn leader_kill9(engine: &str) {
             }
         };
         assert!(resumed, "writes did not resume after the leader was killed\n{}", cluster.logs());
+        // The survivors did not wait out the election timeout: the kill closed the leader's
+        // connections, and a survivor campaigned at once.
+        let early = early_campaign_line(leader);
+        let campaigned_early: Vec<usize> = (0..3)
+            .filter(|&i| i != victim)
+            .filter(|&i| {
+                std::fs::read_to_string(&cluster.procs[i].log)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|line| line.contains(&early))
+            })
+            .collect();
+        assert!(
+            !campaigned_early.is_empty(),
+            "no survivor campaigned early when the killed leader's connections closed\n{}",
+            cluster.logs()
+        );
         // Keep writing long enough for the survivors to compact past the victim's log.
         tokio::time::sleep(Duration::from_secs(3)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

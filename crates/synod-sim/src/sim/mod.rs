@@ -136,6 +136,10 @@ pub struct FaultProfile {
     /// spare member as a learner, promote a learner, remove a voter (never below three), or
     /// swap a voter for a learner in one joint change.
     pub reconfigure: f64,
+    /// Probability per fault round that a member is told, wrongly, that its connection to its
+    /// live leader dropped (`Engine::peer_unreachable`), as after a connection reset. (A
+    /// crash always tells the members it can reach, after a network delay.)
+    pub connection_reset: f64,
     /// Take a snapshot when this many entries were applied since the last (None: never).
     pub snapshot_interval: Option<u64>,
     /// Leader churn in the manner of the classic "Figure 8" tests: propose on every leader,
@@ -162,6 +166,7 @@ impl FaultProfile {
             pause: 0.0,
             transfer: 0.0,
             reconfigure: 0.0,
+            connection_reset: 0.0,
             snapshot_interval: None,
             churn: false,
         }
@@ -187,6 +192,7 @@ impl FaultProfile {
             // Drawn by the caller from a separate stream, so that adding it left every other
             // draw of existing seeds unchanged.
             reconfigure: 0.0,
+            connection_reset: 0.0,
             snapshot_interval: [None, Some(10), Some(50), Some(300)][(rng.next_u64() % 4) as usize],
             churn: rng.next_u64().is_multiple_of(4),
         }
@@ -225,6 +231,9 @@ impl SimOptions {
         let mut rng = XorShiftRng::seed_from_u64(seed ^ 0x5157_4152_4d00);
         let mut reconfigure_rng = XorShiftRng::seed_from_u64(seed ^ 0x5245_434f_4e46);
         let reconfigure = [0.0, 0.0, 0.03, 0.1][(reconfigure_rng.next_u64() % 4) as usize];
+        // Likewise drawn from a stream of its own.
+        let mut reset_rng = XorShiftRng::seed_from_u64(seed ^ 0x5245_5345_5400);
+        let connection_reset = [0.0, 0.0, 0.05, 0.2][(reset_rng.next_u64() % 4) as usize];
         let members = [3, 3, 5, 5, 7][(rng.next_u64() % 5) as usize];
         let mut options = SimOptions {
             members,
@@ -239,6 +248,7 @@ impl SimOptions {
             faults: FaultProfile::swarm(&mut rng),
         };
         options.faults.reconfigure = reconfigure;
+        options.faults.connection_reset = connection_reset;
         options
     }
 
@@ -289,6 +299,12 @@ enum Event<M> {
     ChurnCrash,
     Unpause {
         node: NodeId,
+    },
+    /// The transport of `node` reports that its connection to `peer` dropped.
+    PeerLost {
+        node: NodeId,
+        peer: NodeId,
+        incarnation: u64,
     },
 }
 
@@ -415,6 +431,9 @@ pub struct Sim<E: Engine> {
     failure: Option<(&'static str, String)>,
     /// Indexes of the configuration entries applied anywhere.
     membership_changes: BTreeSet<Index>,
+    /// Draws the delays of connection-loss reports, apart from `rng`, so that adding them left
+    /// every other draw of existing seeds unchanged.
+    connection_rng: XorShiftRng,
 }
 
 impl<E: Engine> Sim<E> {
@@ -447,6 +466,7 @@ impl<E: Engine> Sim<E> {
             events_processed: 0,
             failure: None,
             membership_changes: BTreeSet::new(),
+            connection_rng: XorShiftRng::seed_from_u64(seed ^ 0x434f_4e4e_4c4f),
         };
         for id in 1..=sim.options.members {
             let disk = Disk::new(SnapshotMeta {
@@ -644,7 +664,46 @@ impl<E: Engine> Sim<E> {
                 self.record(TraceEvent::Fault(format!("node {node} resumes")));
                 self.process(node);
             }
+            Event::PeerLost {
+                node,
+                peer,
+                incarnation,
+            } => self.peer_lost(node, peer, incarnation),
         }
+    }
+
+    /// Tells `node` that its connection to `peer` dropped (if it still runs the life the report
+    /// was meant for; a paused member reads it when it resumes).
+    fn peer_lost(&mut self, id: NodeId, peer: NodeId, incarnation: u64) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.engine.is_none() {
+            return;
+        }
+        if node.paused_until > self.now {
+            let wait = node.paused_until - self.now;
+            self.schedule(
+                wait,
+                Event::PeerLost {
+                    node: id,
+                    peer,
+                    incarnation,
+                },
+            );
+            return;
+        }
+        let acted = node
+            .engine
+            .as_mut()
+            .expect("running")
+            .peer_unreachable(peer);
+        if acted {
+            self.record(TraceEvent::Fault(format!(
+                "{id} told {peer} is unreachable: campaigns early"
+            )));
+        }
+        self.process(id);
     }
 
     fn running(&self, id: NodeId) -> bool {
@@ -1160,8 +1219,33 @@ impl<E: Engine> Sim<E> {
         if f.reconfigure > 0.0 && self.uniform() < f.reconfigure {
             self.random_reconfiguration();
         }
+        if f.connection_reset > 0.0 && self.uniform() < f.connection_reset {
+            self.random_connection_reset();
+        }
         let interval = self.options.fault_interval;
         self.schedule(interval, Event::FaultRound);
+    }
+
+    /// Tells a random member that its connection to its leader dropped, while the leader lives
+    /// on (see [`FaultProfile::connection_reset`]).
+    fn random_connection_reset(&mut self) {
+        let id = self.random_node();
+        let leader = self
+            .engine(id)
+            .and_then(|e| e.status().soft_state.leader)
+            .filter(|&l| l != id);
+        if let Some(leader) = leader {
+            self.record(TraceEvent::Fault(format!("reset {id} -> {leader}")));
+            let incarnation = self.nodes[&id].incarnation;
+            self.schedule(
+                0,
+                Event::PeerLost {
+                    node: id,
+                    peer: leader,
+                    incarnation,
+                },
+            );
+        }
     }
 
     /// Asks the leader for a random membership change (see [`FaultProfile::reconfigure`]).
@@ -1483,6 +1567,46 @@ impl<E: Engine> Sim<E> {
             storage.crash(None);
         }
         self.record(TraceEvent::Fault(format!("crash {id}")));
+        // The kernel closes a dead process's connections at once: every member the close can
+        // reach learns of it a network delay later, but, as on a TCP connection, only after
+        // every message the dead member sent it before (the server reports the end of the
+        // connection the dead member dialled, on which its messages came).
+        let faults = &self.options.faults;
+        let spread = faults.delay_max.saturating_sub(faults.delay_min).max(1);
+        let delay_min = faults.delay_min;
+        let reached: Vec<(NodeId, u64)> = self
+            .nodes
+            .iter()
+            .filter(|&(&other, n)| {
+                other != id && n.engine.is_some() && !self.cut.contains(&(id, other))
+            })
+            .map(|(&other, n)| (other, n.incarnation))
+            .collect();
+        for (other, incarnation) in reached {
+            let last_message = self
+                .events
+                .iter()
+                .filter_map(|Reverse(scheduled)| match &scheduled.event {
+                    Event::Deliver { from, to, .. } if *from == id && *to == other => {
+                        Some(scheduled.time)
+                    }
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            let delay = delay_min + self.connection_rng.next_u64() % spread;
+            // At the same time as the last message, the report is still handled after it: events
+            // at one time run in the order they were scheduled.
+            let delay = delay.max(last_message.saturating_sub(self.now));
+            self.schedule(
+                delay,
+                Event::PeerLost {
+                    node: other,
+                    peer: id,
+                    incarnation,
+                },
+            );
+        }
     }
 
     /// Restarts a crashed member from its disk.
