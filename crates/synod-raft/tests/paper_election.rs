@@ -5,7 +5,7 @@
 //! Test names start with the section they check: `section_5_2_…` for the paper,
 //! `thesis_9_6_…` for the thesis.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use synod_core::engine::Envelope;
@@ -13,50 +13,12 @@ use synod_core::{ConfChange, NodeId, Payload, ProposeError, Role, Term, Transfer
 use synod_raft::cluster::{Cluster, Disk};
 use synod_raft::{AppendResult, Config, HardState, Message, MessageKind};
 
+mod common;
+
+use common::{ElectionSafety, others, running, stable_leader, tick_checked};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-/// Election Safety (Figure 3): at most one leader can be elected in a given term. Remembers
-/// every (term, leader) ever observed, so that a second leader in an old term is caught too.
-#[derive(Default)]
-struct ElectionSafety {
-    leaders: BTreeMap<Term, NodeId>,
-    /// A member that must never become leader, checked at every step too.
-    never_leader: Option<NodeId>,
-    /// Steps at which two members believed they led (in different terms): a stale leader
-    /// and a new one, the situation in which a second leader in one term could slip in.
-    overlapping_steps: usize,
-}
-
-impl ElectionSafety {
-    fn check(&mut self, c: &Cluster) {
-        let mut now: BTreeMap<Term, NodeId> = BTreeMap::new();
-        let leaders = c.leaders();
-        if leaders.len() > 1 {
-            self.overlapping_steps += 1;
-        }
-        for (id, term) in leaders {
-            if let Some(other) = now.insert(term, id) {
-                panic!("election safety: {other} and {id} both lead term {term} right now");
-            }
-            assert_ne!(
-                Some(id),
-                self.never_leader,
-                "node {id} became leader of term {term}"
-            );
-            let first = *self.leaders.entry(term).or_insert(id);
-            assert_eq!(
-                first, id,
-                "election safety: {first} and {id} were both leaders of term {term}"
-            );
-        }
-    }
-
-    /// Terms in which somebody was elected.
-    fn elected_terms(&self) -> usize {
-        self.leaders.len()
-    }
-}
 
 /// A tiny deterministic PRNG for the randomized schedules (xorshift64*).
 struct Prng(u64);
@@ -100,25 +62,6 @@ fn heartbeat_ticks(c: &Cluster) -> u32 {
     any_config(c).heartbeat_ticks
 }
 
-fn running(c: &Cluster, id: NodeId) -> bool {
-    c.member(id).node.is_some()
-}
-
-/// One round of logical time: ticks every running member, then delivers everything in flight
-/// (and everything that causes), checking Election Safety after every single step.
-fn tick_checked(c: &mut Cluster, safety: &mut ElectionSafety) {
-    for id in c.ids() {
-        if running(c, id) {
-            c.node_mut(id).tick();
-        }
-        c.process(id);
-        safety.check(c);
-    }
-    while c.deliver_one() {
-        safety.check(c);
-    }
-}
-
 /// Runs [`tick_checked`] rounds until `done` holds (checked before every round too). Returns
 /// the number of rounds it took, or `None` if `max_ticks` rounds were not enough.
 fn run_until(
@@ -136,19 +79,6 @@ fn run_until(
         }
     }
     None
-}
-
-/// The leader of the highest term, if a majority of all members are in that term and follow it.
-fn stable_leader(c: &Cluster) -> Option<NodeId> {
-    let leader = c.leader()?;
-    let term = c.node(leader).term();
-    let agreeing = c
-        .members
-        .values()
-        .filter_map(|m| m.node.as_ref())
-        .filter(|n| n.term() == term && n.leader() == Some(leader))
-        .count();
-    (agreeing * 2 > c.members.len()).then_some(leader)
 }
 
 /// Elects a leader and lets a few heartbeats go round, so that every member is up to date.
@@ -257,10 +187,6 @@ fn config_with(pre_vote: bool, check_quorum: bool) -> impl Fn(NodeId) -> Config 
         config.check_quorum = check_quorum;
         config
     }
-}
-
-fn others(c: &Cluster, id: NodeId) -> Vec<NodeId> {
-    c.ids().into_iter().filter(|&o| o != id).collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,64 +8,22 @@
 //! whose lease expired, and lease reads (§6.4.1) forbid the shortcut altogether. Each test
 //! also runs the contrast that shows it could fail.
 
-use std::collections::BTreeMap;
-
 use synod_core::engine::Envelope;
 use synod_core::{NodeId, Role, Term};
 use synod_raft::cluster::Cluster;
 use synod_raft::{Config, Message, MessageKind, RaftNode};
 
+mod common;
+
+use common::{ElectionSafety, others, stable_leader, tick_checked};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-/// Election Safety (Figure 3), checked after every step: at most one leader per term, ever.
-#[derive(Default)]
-struct ElectionSafety {
-    leaders: BTreeMap<Term, NodeId>,
-}
-
-impl ElectionSafety {
-    fn check(&mut self, c: &Cluster) {
-        for (id, term) in c.leaders() {
-            let first = *self.leaders.entry(term).or_insert(id);
-            assert_eq!(
-                first, id,
-                "election safety: {first} and {id} were both leaders of term {term}"
-            );
-        }
-    }
-}
-
-/// Ticks every running member once, then delivers everything in flight (and everything that
-/// causes), checking Election Safety after every step.
-fn tick_checked(c: &mut Cluster, safety: &mut ElectionSafety) {
-    for id in c.ids() {
-        if c.member(id).node.is_some() {
-            c.node_mut(id).tick();
-        }
-        c.process(id);
-        safety.check(c);
-    }
-    deliver_checked(c, safety);
-}
 
 fn deliver_checked(c: &mut Cluster, safety: &mut ElectionSafety) {
     while c.deliver_one() {
         safety.check(c);
     }
-}
-
-/// The leader of the highest term, if a majority of all members follow it in that term.
-fn stable_leader(c: &Cluster) -> Option<NodeId> {
-    let leader = c.leader()?;
-    let term = c.node(leader).term();
-    let agreeing = c
-        .members
-        .values()
-        .filter_map(|m| m.node.as_ref())
-        .filter(|n| n.term() == term && n.leader() == Some(leader))
-        .count();
-    (agreeing * 2 > c.members.len()).then_some(leader)
 }
 
 /// Ticks until a stable leader other than `old` exists; returns it and the ticks it took, or
@@ -103,10 +61,6 @@ fn elect(c: &mut Cluster, safety: &mut ElectionSafety) -> NodeId {
         assert_eq!(c.node(id).leader(), Some(leader), "{id} knows the leader");
     }
     leader
-}
-
-fn others(c: &Cluster, id: NodeId) -> Vec<NodeId> {
-    c.ids().into_iter().filter(|&o| o != id).collect()
 }
 
 fn election_ticks(c: &Cluster, id: NodeId) -> u32 {

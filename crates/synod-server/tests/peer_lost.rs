@@ -12,36 +12,18 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use synod_core::Role;
 use synod_raft::{Message, MessageKind};
-use synod_server::settings::{EngineKind, Settings, parse_initial_cluster};
 use synod_server::transport::Frame;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+mod common;
+
 /// Well under the 5 s minimum election timeout.
 const WAIT: Duration = Duration::from_secs(4);
 
-fn settings(dir: &std::path::Path) -> Settings {
-    let peer = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    Settings {
-        name: "a".into(),
-        data_dir: dir.join("a"),
-        listen_client: vec!["127.0.0.1:0".parse().unwrap()],
-        advertise_client_urls: vec!["http://127.0.0.1:1".into()],
-        listen_peer: peer,
-        initial_cluster: parse_initial_cluster(&format!("a=http://{peer},b=http://127.0.0.1:9"))
-            .unwrap(),
-        initial_cluster_state_new: true,
-        cluster_token: "token-1".into(),
-        heartbeat_interval: Duration::from_millis(100),
-        election_timeout: Duration::from_millis(5000),
-        snapshot_count: 1000,
-        quota_backend_bytes: 1 << 30,
-        max_request_bytes: 1 << 20,
-        engine: EngineKind::Raft,
-    }
+/// `a`'s timing: the longest election timeout the flags allow for a 100 ms heartbeat.
+fn settings(dir: &std::path::Path) -> synod_server::settings::Settings {
+    common::settings(dir, Duration::from_millis(100), Duration::from_millis(5000))
 }
 
 fn frame(frame: &Frame<Message>) -> Bytes {

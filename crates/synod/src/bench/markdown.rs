@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::report::Report;
 use super::results::{BASELINE, CANDIDATE, CHOSEN_RUN_RULE, Results, WORKLOADS, nearest_rank};
 use super::targets::{
     Target, failover_ms, format_kib, format_ratio, format_us, group_digits, judge,
@@ -207,31 +208,22 @@ fn throughput_section(w: &mut String, results: &Results, plots: &Plots) {
          etcd p99 | synod p99 | ratio |",
     );
     line(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for workload in WORKLOADS {
-        for clients in results.client_counts() {
-            let (Some(e), Some(s)) = (
-                results.chosen(BASELINE, workload, clients),
-                results.chosen(CANDIDATE, workload, clients),
-            ) else {
-                continue;
-            };
-            let (e, s) = (&e.report, &s.report);
-            line(
-                w,
-                &format!(
-                    "| {workload} | {clients} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
-                    e.throughput_per_second,
-                    s.throughput_per_second,
-                    format_ratio(s.throughput_per_second / e.throughput_per_second.max(1e-9)),
-                    format_us(e.latency_us_p50),
-                    format_us(s.latency_us_p50),
-                    format_ratio(s.latency_us_p50 as f64 / e.latency_us_p50.max(1) as f64),
-                    format_us(e.latency_us_p99),
-                    format_us(s.latency_us_p99),
-                    format_ratio(s.latency_us_p99 as f64 / e.latency_us_p99.max(1) as f64),
-                ),
-            );
-        }
+    for (workload, clients, e, s) in chosen_pairs(results) {
+        line(
+            w,
+            &format!(
+                "| {workload} | {clients} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                e.throughput_per_second,
+                s.throughput_per_second,
+                format_ratio(s.throughput_per_second / e.throughput_per_second.max(1e-9)),
+                format_us(e.latency_us_p50),
+                format_us(s.latency_us_p50),
+                format_ratio(s.latency_us_p50 as f64 / e.latency_us_p50.max(1) as f64),
+                format_us(e.latency_us_p99),
+                format_us(s.latency_us_p99),
+                format_ratio(s.latency_us_p99 as f64 / e.latency_us_p99.max(1) as f64),
+            ),
+        );
     }
     line(w, "");
     let errors: u64 = results.runs.iter().map(|r| r.report.errors).sum();
@@ -291,6 +283,23 @@ fn throughput_section(w: &mut String, results: &Results, plots: &Plots) {
     }
 }
 
+/// etcd's and synod's chosen runs of every workload and client count that both have, in the
+/// report's order.
+fn chosen_pairs(results: &Results) -> Vec<(&'static str, usize, &Report, &Report)> {
+    let mut pairs = Vec::new();
+    for workload in WORKLOADS {
+        for clients in results.client_counts() {
+            if let (Some(e), Some(s)) = (
+                results.chosen(BASELINE, workload, clients),
+                results.chosen(CANDIDATE, workload, clients),
+            ) {
+                pairs.push((workload, clients, &e.report, &s.report));
+            }
+        }
+    }
+    pairs
+}
+
 fn cpu_section(w: &mut String, results: &Results) {
     let measured = results
         .runs
@@ -319,30 +328,21 @@ fn cpu_section(w: &mut String, results: &Results) {
     );
     line(w, "|---|---:|---:|---:|---:|---:|---:|");
     let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
-    for workload in WORKLOADS {
-        for clients in results.client_counts() {
-            let (Some(e), Some(s)) = (
-                results.chosen(BASELINE, workload, clients),
-                results.chosen(CANDIDATE, workload, clients),
-            ) else {
-                continue;
-            };
-            let (e, s) = (&e.report, &s.report);
-            let ratio = match (e.server_cpu_us_per_request, s.server_cpu_us_per_request) {
-                (Some(e), Some(s)) if e > 0.0 => format_ratio(s / e),
-                _ => "–".to_string(),
-            };
-            line(
-                w,
-                &format!(
-                    "| {workload} | {clients} | {} | {} | {ratio} | {} | {} |",
-                    us(e.server_cpu_us_per_request),
-                    us(s.server_cpu_us_per_request),
-                    us(e.client_cpu_us_per_request),
-                    us(s.client_cpu_us_per_request),
-                ),
-            );
-        }
+    for (workload, clients, e, s) in chosen_pairs(results) {
+        let ratio = match (e.server_cpu_us_per_request, s.server_cpu_us_per_request) {
+            (Some(e), Some(s)) if e > 0.0 => format_ratio(s / e),
+            _ => "–".to_string(),
+        };
+        line(
+            w,
+            &format!(
+                "| {workload} | {clients} | {} | {} | {ratio} | {} | {} |",
+                us(e.server_cpu_us_per_request),
+                us(s.server_cpu_us_per_request),
+                us(e.client_cpu_us_per_request),
+                us(s.client_cpu_us_per_request),
+            ),
+        );
     }
     line(w, "");
 }
