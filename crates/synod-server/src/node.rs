@@ -131,6 +131,13 @@ struct PendingRead {
     deadline: Instant,
 }
 
+/// One ReadIndex request to the engine, on behalf of every read queued before it was made.
+struct ReadBarrier {
+    context: ReadContext,
+    asked: Instant,
+    reads: Vec<PendingRead>,
+}
+
 /// Where a snapshot-taking task reports the index it saved.
 type SnapshotDone = (
     mpsc::UnboundedSender<Result<Option<Index>, StorageError>>,
@@ -162,9 +169,8 @@ pub struct Node<E: ServerEngine> {
     /// Linearizable reads waiting for the next barrier (etcd's batching: every read that
     /// arrives while a barrier is in flight shares the next one).
     queued_reads: Vec<PendingRead>,
-    /// Barriers in flight (at most one but while an abandoned one may still answer): when each
-    /// was asked for, and the reads it covers.
-    reads: HashMap<ReadContext, (Instant, Vec<PendingRead>)>,
+    /// The read barrier in flight, if any.
+    barrier: Option<ReadBarrier>,
     /// Reads cleared by the engine, waiting for the state machine to reach their index.
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: ReadContext,
@@ -216,7 +222,7 @@ impl<E: ServerEngine> Node<E> {
             // proposed before are applied again, and must not answer new requests.
             next_request: crate::engine::random_seed() >> 1,
             queued_reads: Vec::new(),
-            reads: HashMap::new(),
+            barrier: None,
             ready_reads: Vec::new(),
             // Read contexts, likewise, must not match a read answered before a restart.
             next_read: crate::engine::random_seed() >> 1,
@@ -304,7 +310,7 @@ impl<E: ServerEngine> Node<E> {
         for (_, pending) in self.writes.drain() {
             let _ = pending.reply.send(Err(ApiError::Stopped));
         }
-        let in_flight = self.reads.drain().flat_map(|(_, (_, reads))| reads);
+        let in_flight = self.barrier.take().into_iter().flat_map(|b| b.reads);
         for pending in self.queued_reads.drain(..).chain(in_flight) {
             let _ = pending.reply.send(Err(ApiError::Stopped));
         }
@@ -396,15 +402,18 @@ impl<E: ServerEngine> Node<E> {
     /// Asks the engine for one read barrier covering every queued read, unless one is in
     /// flight: those reads arrived after it was asked for, so it cannot serve them.
     fn issue_read_barrier(&mut self) {
-        if self.queued_reads.is_empty() || !self.reads.is_empty() {
+        if self.queued_reads.is_empty() || self.barrier.is_some() {
             return;
         }
         let context = self.next_read;
         self.next_read = self.next_read.wrapping_add(1);
         match self.engine.read_index(context) {
             Ok(()) => {
-                let reads = std::mem::take(&mut self.queued_reads);
-                self.reads.insert(context, (Instant::now(), reads));
+                self.barrier = Some(ReadBarrier {
+                    context,
+                    asked: Instant::now(),
+                    reads: std::mem::take(&mut self.queued_reads),
+                });
             }
             Err(synod_core::ReadError::NoLeader) => {
                 for pending in self.queued_reads.drain(..) {
@@ -420,12 +429,13 @@ impl<E: ServerEngine> Node<E> {
         for (_, pending) in self.writes.extract_if(|_, p| p.deadline <= now) {
             let _ = pending.reply.send(Err(ApiError::TimedOut));
         }
-        // A barrier unanswered for too long was probably lost: its reads queue for a new one.
-        for (_, (_, reads)) in self
-            .reads
-            .extract_if(|_, (asked, _)| now.duration_since(*asked) >= READ_BARRIER_RETRY)
+        // A barrier unanswered for too long was probably lost: its reads queue for a new one
+        // (a late answer to it then matches nothing).
+        if let Some(lost) = self
+            .barrier
+            .take_if(|b| now.duration_since(b.asked) >= READ_BARRIER_RETRY)
         {
-            self.queued_reads.extend(reads);
+            self.queued_reads.extend(lost.reads);
         }
         for pending in self.queued_reads.extract_if(.., |p| p.deadline <= now) {
             let _ = pending.reply.send(Err(ApiError::TimedOut));
@@ -465,14 +475,15 @@ impl<E: ServerEngine> Node<E> {
             }
             self.apply(std::mem::take(&mut ready.committed))?;
             for read in ready.reads.drain(..) {
-                if let Some((_, reads)) = self.reads.remove(&read.context) {
+                if let Some(barrier) = self.barrier.take_if(|b| b.context == read.context) {
+                    let index = read.index;
                     self.ready_reads
-                        .extend(reads.into_iter().map(|pending| (read.index, pending)));
+                        .extend(barrier.reads.into_iter().map(|pending| (index, pending)));
                 }
             }
             for context in ready.failed_reads.drain(..) {
-                if let Some((_, reads)) = self.reads.remove(&context) {
-                    for pending in reads {
+                if let Some(barrier) = self.barrier.take_if(|b| b.context == context) {
+                    for pending in barrier.reads {
                         let _ = pending.reply.send(Err(ApiError::LeaderChanged));
                     }
                 }
