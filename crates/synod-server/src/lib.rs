@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client_io;
 pub mod convert;
 pub mod engine;
 pub mod errors;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::client_io::FlatWrites;
 use crate::engine::{Boot, ServerEngine};
 use crate::members::Members;
 use crate::node::{KvState, Node, NodeError, NodeHandle, NodeOptions};
@@ -298,10 +299,10 @@ async fn serve_clients(
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         |accepted| {
-            if let Ok(stream) = &accepted {
+            accepted.map(|stream| {
                 let _ = stream.set_nodelay(true);
-            }
-            accepted
+                FlatWrites(stream)
+            })
         },
     );
     tonic::transport::Server::builder()
