@@ -80,7 +80,7 @@ async fn run_client(
         let key = choices.next() % KEYS;
         let name = key_name(key);
         // Two reads for every write.
-        let input = if choices.next() % 3 == 0 {
+        let input = if choices.next().is_multiple_of(3) {
             KvInput::Put {
                 key,
                 value: (client_id << 32) | seq,
