@@ -493,6 +493,17 @@ impl<E: ServerEngine> Node<E> {
             if let Some(write) = ready.write.take() {
                 let snapshot = write.snapshot().cloned();
                 self.in_flight_writes += 1;
+                if self.in_flight_writes == 1 && !write.needs_sync() && snapshot.is_none() {
+                    // Volatile state only (a commit index, a chosen prefix): an append to the
+                    // log without a sync, a few microseconds, so it is written here rather
+                    // than handed to the persister and back. That hand-off woke two threads on
+                    // every member for every commit. Nothing is queued ahead of it, so the
+                    // engine still learns of its writes in order.
+                    self.storage.persist_round(std::slice::from_ref(&write))?;
+                    self.on_persisted(vec![write]);
+                    self.maybe_snapshot();
+                    continue;
+                }
                 if self.persist.send(write).is_err() {
                     return Err(StorageError::Damaged("the persister stopped".into()).into());
                 }

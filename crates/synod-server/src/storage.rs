@@ -339,7 +339,11 @@ impl MemberStorage {
         tx
     }
 
-    fn persist_round<H: DurableState>(&self, round: &[Write<H>]) -> Result<(), StorageError> {
+    /// Makes a round of writes durable, in order, on the calling thread: appends them to the
+    /// log and syncs it once if any of them needs a sync ([`Write::needs_sync`]). The persister
+    /// thread runs this; the node runs it itself for a write that needs no sync when nothing
+    /// is queued ahead of it.
+    pub fn persist_round<H: DurableState>(&self, round: &[Write<H>]) -> Result<(), StorageError> {
         for write in round {
             if let Some(meta) = write.snapshot() {
                 self.install_staged(meta)?;
