@@ -20,6 +20,7 @@
 //! breaks its invariants. Other versions of the format are refused.
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 use thiserror::Error;
 
@@ -81,10 +82,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("keys and values are under 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(bytes);
+fn put_bytes(out: &mut (impl Write + ?Sized), bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a key or value of 4 GiB or more",
+        )
+    })?;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(bytes)
 }
 
 impl MvccStore {
@@ -98,31 +104,44 @@ impl MvccStore {
         // Sized exactly before it is written: a vector left to grow would hold up to twice the
         // store's size while it exists, and copy it on the way.
         let mut out = Vec::with_capacity(self.snapshot_len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&applied_index.to_le_bytes());
-        out.extend_from_slice(&self.current.to_le_bytes());
-        out.extend_from_slice(&self.compacted.to_le_bytes());
-        out.extend_from_slice(&self.size_bytes.to_le_bytes());
-        out.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
+        self.write_snapshot(applied_index, &mut out)
+            .expect("writing into memory cannot fail");
+        debug_assert_eq!(out.len(), out.capacity(), "snapshot_len is exact");
+        out
+    }
+
+    /// Writes [`MvccStore::snapshot_with_applied_index`]'s bytes to `out`, a piece at a time,
+    /// without holding them all in memory (`out` should buffer: fields are written one by
+    /// one). Fails only if `out` does.
+    pub fn write_snapshot(
+        &self,
+        applied_index: u64,
+        out: &mut (impl Write + ?Sized),
+    ) -> io::Result<()> {
+        out.write_all(MAGIC)?;
+        out.write_all(&applied_index.to_le_bytes())?;
+        out.write_all(&self.current.to_le_bytes())?;
+        out.write_all(&self.compacted.to_le_bytes())?;
+        out.write_all(&self.size_bytes.to_le_bytes())?;
+        out.write_all(&(self.keys.len() as u64).to_le_bytes())?;
         for (key, versions) in &self.keys {
-            put_bytes(&mut out, key);
-            out.extend_from_slice(&(versions.len() as u32).to_le_bytes());
+            put_bytes(out, key)?;
+            out.write_all(&(versions.len() as u32).to_le_bytes())?;
             for version in versions.iter() {
-                out.extend_from_slice(&version.revision.to_le_bytes());
+                out.write_all(&version.revision.to_le_bytes())?;
                 match version.value() {
-                    None => out.push(0),
+                    None => out.write_all(&[0])?,
                     Some(value) => {
-                        out.push(1);
+                        out.write_all(&[1])?;
                         for field in [version.create_revision, version.version, version.lease] {
-                            out.extend_from_slice(&field.to_le_bytes());
+                            out.write_all(&field.to_le_bytes())?;
                         }
-                        put_bytes(&mut out, value);
+                        put_bytes(out, value)?;
                     }
                 }
             }
         }
-        debug_assert_eq!(out.len(), out.capacity(), "snapshot_len is exact");
-        out
+        Ok(())
     }
 
     /// The length of [`MvccStore::snapshot`]'s bytes: the table in the

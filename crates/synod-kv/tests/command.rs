@@ -395,6 +395,57 @@ fn a_snapshot_keeps_the_applied_index_and_the_size() {
     assert!(MvccStore::restore(&version_one).is_err());
 }
 
+#[test]
+fn a_snapshot_streamed_in_pieces_is_the_same_bytes_and_a_failing_writer_stops_it() {
+    let mut store = MvccStore::new();
+    for i in 0..200 {
+        let value = "v".repeat(i % 37);
+        apply(
+            &mut store,
+            Command::Put(put(&format!("k{}", i % 50), &value)),
+        )
+        .unwrap();
+    }
+    apply(&mut store, Command::DeleteRange(delete("k1", "k2"))).unwrap();
+    let whole = store.snapshot_with_applied_index(9);
+
+    /// A writer that takes at most 7 bytes per call and fails once `budget` is spent.
+    struct Trickle {
+        out: Vec<u8>,
+        budget: usize,
+    }
+    impl std::io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.budget == 0 {
+                return Err(std::io::Error::other("disk full"));
+            }
+            let n = buf.len().min(7).min(self.budget);
+            self.out.extend_from_slice(&buf[..n]);
+            self.budget -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut streamed = Trickle {
+        out: Vec::new(),
+        budget: usize::MAX,
+    };
+    store.write_snapshot(9, &mut streamed).unwrap();
+    assert_eq!(streamed.out, whole);
+    let mut failing = Trickle {
+        out: Vec::new(),
+        budget: whole.len() / 2,
+    };
+    let error = store.write_snapshot(9, &mut failing).unwrap_err();
+    assert_eq!(error.to_string(), "disk full");
+    assert!(
+        MvccStore::restore(&failing.out).is_err(),
+        "half a snapshot restored"
+    );
+}
+
 // -------------------------------------------------------------------------------------------
 // Decoding bytes from the log.
 

@@ -177,8 +177,13 @@ pub struct Node<E: ServerEngine> {
     status: watch::Sender<NodeStatus>,
     options: NodeOptions,
     snapshot_index: Index,
+    /// Whether a thread is writing a snapshot from the store (under its read lock).
     snapshotting: bool,
     snapshot_done: SnapshotDone,
+    /// Committed entries held back while a snapshot is being written: applying them would
+    /// need the store's write lock, and waiting for it would stall this task (and, with a
+    /// writer waiting, every reader) until the snapshot is done.
+    deferred: Vec<synod_core::Entry>,
     leader: Option<NodeId>,
 }
 
@@ -231,6 +236,7 @@ impl<E: ServerEngine> Node<E> {
             snapshot_index: snapshot.index,
             snapshotting: false,
             snapshot_done: mpsc::unbounded_channel(),
+            deferred: Vec::new(),
             leader: None,
         };
         let handle = NodeHandle {
@@ -556,6 +562,13 @@ impl<E: ServerEngine> Node<E> {
     }
 
     async fn restore_from(&mut self, meta: SnapshotMeta) -> Result<(), NodeError> {
+        // The store is about to be replaced: let a snapshot being written from it finish.
+        while self.snapshotting {
+            match self.snapshot_done.1.recv().await {
+                Some(saved) => self.on_snapshot_saved(saved)?,
+                None => break,
+            }
+        }
         let storage = self.storage.clone();
         let index = meta.index;
         let bytes = tokio::task::spawn_blocking(move || storage.read_snapshot(index))
@@ -576,11 +589,16 @@ impl<E: ServerEngine> Node<E> {
     }
 
     fn apply(&mut self, committed: Vec<synod_core::Entry>) -> Result<(), NodeError> {
-        if committed.is_empty() {
+        if self.snapshotting {
+            self.deferred.extend(committed);
             return Ok(());
         }
+        if committed.is_empty() && self.deferred.is_empty() {
+            return Ok(());
+        }
+        let deferred = std::mem::take(&mut self.deferred);
         let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
-        for entry in committed {
+        for entry in deferred.into_iter().chain(committed) {
             if entry.index <= kv.applied {
                 continue;
             }
@@ -639,24 +657,20 @@ impl<E: ServerEngine> Node<E> {
         let Ok(meta) = self.engine.snapshot_meta(applied) else {
             return;
         };
-        // Only this task applies entries, so the store is still at `applied`.
-        let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
-        debug_assert_eq!(kv.applied, applied, "the store moved without the node");
-        let data = kv.store.snapshot();
-        // The snapshot has just walked the store; while at it, give back the space that keys
-        // inserted in order leave in the map's nodes (issue 7: 50 MiB of 460 at a million keys).
-        kv.store.shrink_to_fit();
-        drop(kv);
+        // A thread streams the store to disk under the read lock; until it is done, committed
+        // entries wait in `deferred`, so the store stays at `applied`. Meanwhile this task goes
+        // on (heartbeats, replication, elections) and serializable reads are served.
         self.snapshotting = true;
+        let kv = self.kv.clone();
         let storage = self.storage.clone();
         let done = self.snapshot_done.0.clone();
         tokio::task::spawn_blocking(move || {
             let index = meta.index;
-            let _ = done.send(
-                storage
-                    .save_own_snapshot(meta, &data)
-                    .map(|saved| saved.then_some(index)),
-            );
+            let kv = kv.read().unwrap_or_else(|p| p.into_inner());
+            debug_assert_eq!(kv.applied, index, "the store moved during a snapshot");
+            let saved = storage.save_own_snapshot(meta, |out| kv.store.write_snapshot(index, out));
+            drop(kv);
+            let _ = done.send(saved.map(|saved| saved.then_some(index)));
         });
     }
 
@@ -665,7 +679,18 @@ impl<E: ServerEngine> Node<E> {
         saved: Result<Option<Index>, StorageError>,
     ) -> Result<(), NodeError> {
         self.snapshotting = false;
-        let Some(index) = saved? else {
+        // The entries committed meanwhile.
+        self.apply(Vec::new())?;
+        self.release_reads();
+        let saved = saved?;
+        // The snapshot has just walked the store; give back the space that keys inserted in
+        // order leave in the map's nodes (issue 7: 50 MiB of 460 at a million keys).
+        self.kv
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .store
+            .shrink_to_fit();
+        let Some(index) = saved else {
             // A snapshot from the leader overtook it.
             return Ok(());
         };

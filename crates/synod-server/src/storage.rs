@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Write};
 use synod_storage::fs::RealFs;
 use synod_storage::member::{LogPolicy, recover};
-use synod_storage::snapshot::{SnapshotError, SnapshotStore};
+use synod_storage::snapshot::{SnapshotError, SnapshotStore, SnapshotWriter};
 use synod_storage::wal::{Wal, WalBatch, WalOptions};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -236,7 +236,11 @@ impl MemberStorage {
                 });
             }
             let (meta, data) = initial();
-            write_snapshot(&mut snapshots, meta, &data)?;
+            let mut writer = snapshots.begin(meta)?;
+            for chunk in data.chunks(SNAPSHOT_CHUNK) {
+                writer.write_chunk(chunk)?;
+            }
+            writer.finish()?;
             // The identity goes last: a crash before it leaves a directory that starts afresh.
             let tmp = member.join("identity.tmp");
             std::fs::write(&tmp, identity.encode()).map_err(io("writing", &tmp))?;
@@ -292,15 +296,45 @@ impl MemberStorage {
         self.wal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores a snapshot this member took, then drops the log segments it covers. Returns
-    /// false if a newer snapshot (installed from the leader meanwhile) made it pointless.
-    pub fn save_own_snapshot(&self, meta: SnapshotMeta, data: &[u8]) -> Result<bool, StorageError> {
+    /// Stores a snapshot this member took, its contents streamed by `write_data` into a
+    /// buffered writer (they are never all in memory), then drops the log segments it covers.
+    /// Returns false if a newer snapshot (installed from the leader meanwhile) made it
+    /// pointless.
+    pub fn save_own_snapshot(
+        &self,
+        meta: SnapshotMeta,
+        write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<bool, StorageError> {
         let index = meta.index;
-        match write_snapshot(&mut self.snapshots(), meta, data) {
-            Ok(()) => {}
-            Err(StorageError::Snapshot(SnapshotError::Stale { .. })) => return Ok(false),
-            Err(e) => return Err(e),
+        let mut store = self.snapshots();
+        if !store.snapshots().iter().any(|s| s.index == index) {
+            let writer = match store.begin(meta) {
+                Ok(writer) => writer,
+                Err(SnapshotError::Stale { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            };
+            let mut sink = ChunkSink {
+                writer,
+                failure: None,
+            };
+            let written = {
+                let mut buffered = std::io::BufWriter::with_capacity(SNAPSHOT_CHUNK, &mut sink);
+                write_data(&mut buffered).and_then(|()| std::io::Write::flush(&mut buffered))
+            };
+            if let Err(error) = written {
+                // The store's own error if the file failed; otherwise the contents did.
+                return Err(match sink.failure.take() {
+                    Some(failure) => failure.into(),
+                    None => StorageError::Io {
+                        what: "encoding the snapshot",
+                        path: sink.writer.temporary_path().to_path_buf(),
+                        source: error,
+                    },
+                });
+            }
+            sink.writer.finish()?;
         }
+        drop(store);
         self.wal().compact(index)?;
         Ok(true)
     }
@@ -415,18 +449,26 @@ impl MemberStorage {
     }
 }
 
-fn write_snapshot(
-    store: &mut SnapshotStore<RealFs>,
-    meta: SnapshotMeta,
-    data: &[u8],
-) -> Result<(), StorageError> {
-    if store.snapshots().iter().any(|s| s.index == meta.index) {
-        return Ok(());
+/// A snapshot being written, as a [`std::io::Write`] (each write a chunk of its contents).
+struct ChunkSink<'a> {
+    writer: SnapshotWriter<'a, RealFs>,
+    /// The store's error behind the last failed write, which `io::Error` cannot carry whole.
+    failure: Option<SnapshotError>,
+}
+
+impl std::io::Write for ChunkSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.writer.write_chunk(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(failure) => {
+                let error = std::io::Error::other(failure.to_string());
+                self.failure = Some(failure);
+                Err(error)
+            }
+        }
     }
-    let mut writer = store.begin(meta)?;
-    for chunk in data.chunks(SNAPSHOT_CHUNK) {
-        writer.write_chunk(chunk)?;
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
-    writer.finish()?;
-    Ok(())
 }

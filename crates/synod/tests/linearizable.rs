@@ -2,6 +2,9 @@
 //! linearizable way: the history the clients record (wall-clock call and return of every get
 //! and put) is checked with the simulator's linearizability checker, on both engines.
 //!
+//! Members take a snapshot every few hundred entries, so the check covers entries committed
+//! while a snapshot is being written, which wait to be applied until it is on disk.
+//!
 //! The clients talk to every member, so most linearizable reads go through a follower's read
 //! barrier, and many of them share one: a member batches the reads that arrive while a barrier
 //! is in flight into the next one, never into the one already asked for (etcd's rule). A read
@@ -33,6 +36,10 @@ const MAX_OPS_PER_CLIENT: u64 = 4_000;
 const CLIENTS: u64 = 18;
 /// Keys: few, so that reads and writes of one key overlap often.
 const KEYS: u64 = 2;
+/// Applied entries between snapshots: small, so that members write many snapshots during the
+/// load (entries committed meanwhile wait to be applied until each is on disk) and a lagging
+/// follower may be sent one.
+const SNAPSHOT_COUNT: &str = "300";
 /// One request's limit; a write past it has an unknown outcome.
 const REQUEST_LIMIT: Duration = Duration::from_secs(2);
 
@@ -175,7 +182,7 @@ fn with_one_stale_read(history: &History<KvInput, KvOutput>) -> Option<History<K
 }
 
 fn reads_and_writes_through_every_member_are_linearizable(engine: &str) {
-    let cluster = Cluster::start(3, engine, &[]);
+    let cluster = Cluster::start(3, engine, &["--snapshot-count", SNAPSHOT_COUNT]);
     let history = runtime().block_on(async {
         let _logs = LogsOnPanic::new(&cluster);
         let mut first = connect(&cluster).await;
@@ -221,6 +228,20 @@ fn reads_and_writes_through_every_member_are_linearizable(engine: &str) {
         )
     });
     assert!(saw_a_value, "no read saw any write");
+    let snapshots: usize = cluster
+        .procs
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(&p.log)
+                .unwrap_or_default()
+                .matches("took a snapshot and compacted the log")
+                .count()
+        })
+        .sum();
+    assert!(
+        snapshots >= 3,
+        "the members took {snapshots} snapshots during the load"
+    );
 
     let options = CheckOptions {
         search_step_budget: 200_000_000,
