@@ -10,10 +10,18 @@
 //!   between two threads of this process.
 //!
 //! The floor is the median append-and-sync plus the median round trip.
+//!
+//! Three members on one machine share its disk, and their syncs of a write run at the same
+//! time. So the tool also starts three threads that each overwrite a record of their own file
+//! in place and sync it, all at once, round after round; a write commits once two of three
+//! copies are durable, so each round's second-fastest sync is what a commit waits for. The
+//! *shared-disk floor* is the median of those plus the median round trip.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -25,6 +33,8 @@ use super::results::nearest_rank;
 const RECORD_BYTES: usize = 384;
 /// Bytes of each round-trip message.
 const PING_BYTES: usize = 64;
+/// Members syncing one disk at once.
+const MEMBERS: usize = 3;
 
 /// Options of `synod bench floor`.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,6 +66,16 @@ pub struct Floor {
     pub loopback_rtt_us_p50: f64,
     /// `fdatasync_append_us_p50 + loopback_rtt_us_p50`.
     pub floor_us_p50: f64,
+    /// Median of every sync when three files are overwritten in place and synced at once.
+    #[serde(default)]
+    pub fdatasync_shared_us_p50: f64,
+    /// Median over rounds of the second-fastest of three syncs run at once: what a commit in a
+    /// 3-member cluster on one disk waits for.
+    #[serde(default)]
+    pub fdatasync_quorum_us_p50: f64,
+    /// `fdatasync_quorum_us_p50 + loopback_rtt_us_p50`.
+    #[serde(default)]
+    pub floor_shared_disk_us_p50: f64,
 }
 
 /// Runs the measurements and prints them.
@@ -80,6 +100,14 @@ pub fn run(args: FloorArgs) -> anyhow::Result<()> {
             "floor of a replicated write p50 {:.0} µs",
             floor.floor_us_p50
         );
+        println!(
+            "3 syncs at once, each       p50 {:.0} µs; the second of three p50 {:.0} µs",
+            floor.fdatasync_shared_us_p50, floor.fdatasync_quorum_us_p50
+        );
+        println!(
+            "floor on one shared disk    p50 {:.0} µs",
+            floor.floor_shared_disk_us_p50
+        );
     }
     Ok(())
 }
@@ -94,6 +122,8 @@ fn measure(args: &FloorArgs) -> anyhow::Result<Floor> {
     let (append, in_place) =
         syncs.with_context(|| format!("timing fdatasync on {}", path.display()))?;
     let rtt = measure_round_trips(samples).context("timing loopback round trips")?;
+    let (shared, quorum) = measure_shared_syncs(&args.dir, samples)
+        .with_context(|| format!("timing concurrent fdatasyncs in {}", args.dir.display()))?;
     let p50 = |v: &[f64]| nearest_rank(v, 0.5).unwrap_or(f64::NAN);
     let floor = Floor {
         samples: args.samples,
@@ -102,6 +132,9 @@ fn measure(args: &FloorArgs) -> anyhow::Result<Floor> {
         fdatasync_in_place_us_p50: p50(&in_place),
         loopback_rtt_us_p50: p50(&rtt),
         floor_us_p50: p50(&append) + p50(&rtt),
+        fdatasync_shared_us_p50: p50(&shared),
+        fdatasync_quorum_us_p50: p50(&quorum),
+        floor_shared_disk_us_p50: p50(&quorum) + p50(&rtt),
     };
     Ok(floor)
 }
@@ -135,6 +168,70 @@ fn measure_syncs(path: &PathBuf, samples: usize) -> anyhow::Result<(Vec<f64>, Ve
         in_place.push(micros(start.elapsed()));
     }
     Ok((append, in_place))
+}
+
+/// Three threads, each with its own file of `samples` records (written and synced first), all
+/// overwrite their next record in place and sync it at the same moment, `samples` times.
+/// Returns every sync's latency, and each round's second-fastest.
+fn measure_shared_syncs(dir: &Path, samples: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let paths: Vec<PathBuf> = (0..MEMBERS)
+        .map(|m| dir.join(format!(".synod-floor-{}-{m}", std::process::id())))
+        .collect();
+    let result = shared_syncs(&paths, samples);
+    for path in &paths {
+        let _ = std::fs::remove_file(path);
+    }
+    let per_member = result?;
+    let mut all = Vec::with_capacity(MEMBERS * samples);
+    let mut quorum = Vec::with_capacity(samples);
+    for round in 0..samples {
+        let mut latencies: Vec<f64> = per_member.iter().map(|m| m[round]).collect();
+        latencies.sort_by(f64::total_cmp);
+        quorum.push(latencies[1]);
+        all.extend(latencies);
+    }
+    Ok((all, quorum))
+}
+
+fn shared_syncs(paths: &[PathBuf], samples: usize) -> anyhow::Result<Vec<Vec<f64>>> {
+    let record = [0x5au8; RECORD_BYTES];
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(path)?;
+        // Written and synced ahead, as a preallocated log segment is.
+        file.write_all_at(&vec![0u8; RECORD_BYTES * samples], 0)?;
+        file.sync_all()?;
+        files.push(file);
+    }
+    let start_line = Arc::new(Barrier::new(files.len()));
+    let threads: Vec<_> = files
+        .into_iter()
+        .map(|file| {
+            let start_line = start_line.clone();
+            std::thread::spawn(move || -> std::io::Result<Vec<f64>> {
+                let mut latencies = Vec::with_capacity(samples);
+                for i in 0..samples {
+                    start_line.wait();
+                    let start = Instant::now();
+                    file.write_all_at(&record, (i * RECORD_BYTES) as u64)?;
+                    file.sync_data()?;
+                    latencies.push(micros(start.elapsed()));
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut per_member = Vec::with_capacity(threads.len());
+    for thread in threads {
+        let latencies = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a syncing thread panicked"))??;
+        per_member.push(latencies);
+    }
+    Ok(per_member)
 }
 
 /// Sends `samples` messages to an echoing thread over loopback TCP and times each round trip.
@@ -190,11 +287,18 @@ mod tests {
             floor.floor_us_p50,
             floor.fdatasync_append_us_p50 + floor.loopback_rtt_us_p50
         );
+        assert!(floor.fdatasync_shared_us_p50 > 0.0);
+        assert!(floor.fdatasync_quorum_us_p50 > 0.0);
+        assert_eq!(
+            floor.floor_shared_disk_us_p50,
+            floor.fdatasync_quorum_us_p50 + floor.loopback_rtt_us_p50
+        );
+        let prefix = format!(".synod-floor-{}", std::process::id());
         let leftover = std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(Result::ok)
-            .any(|e| e.file_name() == *format!(".synod-floor-{}", std::process::id()));
-        assert!(!leftover, "the scratch file is removed");
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+        assert!(!leftover, "the scratch files are removed");
     }
 
     #[test]

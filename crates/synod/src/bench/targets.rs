@@ -85,15 +85,29 @@ fn put_latency_one_client(results: &Results) -> Target {
             results
                 .floor
                 .as_ref()
-                .map(|f| format!(
-                    "; the floor (one fdatasync {} + one loopback round trip {}) is {}: synod \
-                     takes {:.1}× it, etcd {:.1}×",
-                    format_us(f.fdatasync_append_us_p50.round() as u64),
-                    format_us(f.loopback_rtt_us_p50.round() as u64),
-                    format_us(f.floor_us_p50.round() as u64),
-                    s as f64 / f.floor_us_p50.max(1.0),
-                    e as f64 / f.floor_us_p50.max(1.0),
-                ))
+                .map(|f| {
+                    let mut text = format!(
+                        "; the floor (one fdatasync {} + one loopback round trip {}) is {}: \
+                         synod takes {:.1}× it, etcd {:.1}×",
+                        format_us(f.fdatasync_append_us_p50.round() as u64),
+                        format_us(f.loopback_rtt_us_p50.round() as u64),
+                        format_us(f.floor_us_p50.round() as u64),
+                        s as f64 / f.floor_us_p50.max(1.0),
+                        e as f64 / f.floor_us_p50.max(1.0),
+                    );
+                    if f.floor_shared_disk_us_p50 > 0.0 {
+                        text.push_str(&format!(
+                            ". With three members syncing this one disk at once, the second \
+                             of three syncs takes {}, so the floor is {}: synod {:.1}×, etcd \
+                             {:.1}×",
+                            format_us(f.fdatasync_quorum_us_p50.round() as u64),
+                            format_us(f.floor_shared_disk_us_p50.round() as u64),
+                            s as f64 / f.floor_shared_disk_us_p50,
+                            e as f64 / f.floor_shared_disk_us_p50,
+                        ));
+                    }
+                    text
+                })
                 .unwrap_or_default()
         ),
         verdict: Verdict::from_bool(3 * s <= e),
