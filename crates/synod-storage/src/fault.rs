@@ -32,7 +32,9 @@
 //!   unsynced rename is reverted, an unsynced removal is reverted;
 //! - every file holds exactly its durable contents: all pending writes and `set_len` calls are
 //!   lost ([`FaultFs::crash_tearing`] instead keeps a prefix of the pending writes, in the order
-//!   they were made; an overwrite in place that is not kept leaves the old bytes);
+//!   they were made; an overwrite in place that is not kept leaves the old bytes;
+//!   [`FaultFs::crash_scrambling`] keeps any subset of the sectors they touched, as the next
+//!   section describes);
 //! - files that no durable entry names are gone, with their contents;
 //! - directories created by `create_dir_all` are all kept;
 //! - every [`FaultFile`] opened before the crash fails from then on (each handle carries the
@@ -44,12 +46,32 @@
 //! A cross-directory rename that only one of the two directories synced comes back from a crash
 //! with the file under both names, or under neither; synod only renames within a directory.
 //!
+//! ## Scrambled sectors
+//!
+//! A disk writes dirty data back sector by sector, in any order, so a power cut can leave any
+//! subset of the written sectors on it. [`FaultFs::crash_scrambling`] asks, for each file that
+//! survives with pending writes, and each 512-byte sector ([`SECTOR_BYTES`]) they touched,
+//! whether that sector reached the disk. For such a file, of durable length `D` and visible
+//! length `V`:
+//!
+//! | after the crash | holds |
+//! |---|---|
+//! | a kept sector | its visible contents (every pending write replayed), as far as the file reaches |
+//! | a sector that is not kept | its durable contents, or zeros where the file has no durable bytes |
+//! | the length, if no `set_len` is pending and no pending write grew the file | `D` |
+//! | the length, otherwise | decided by the *end sector*, the one holding byte `V - 1` (sector 0 if `V = 0`), which is asked about whether a write touched it or not. Kept: `V`, and every pending `set_len` with it, so the bytes of sectors not kept read as zeros past `D` and past the shortest pending `set_len`, as the unwritten part of a grown file does on ext4 or XFS. Not kept: `D`, so a pending truncation is undone and kept sectors past `D` are lost |
+//!
+//! The length follows the end sector as a new size follows the data on ext4 with
+//! `data=ordered`: a grown length is durable only once the data up to it is. Keeping every
+//! sector keeps everything pending, as a sync would; keeping none is a [`FaultFs::crash`].
+//!
 //! # Faults
 //!
 //! | fault | what it does |
 //! |---|---|
 //! | [`FaultFs::crash`] | the power loss above |
 //! | [`FaultFs::crash_tearing`] | a power loss in the middle of writeback: a prefix of each file's pending writes (appends and overwrites in place) reached the disk |
+//! | [`FaultFs::crash_scrambling`] | a power loss in the middle of writeback by a disk that writes sectors in any order: each 512-byte sector the pending writes touched reached the disk or not, independently ([above](#scrambled-sectors)) |
 //! | [`FaultFs::flip_bit`] | bit rot: one bit of a file's durable (and so visible) contents flips |
 //! | [`FaultFs::fail_next_sync`] | the next `sync_data` fails with `EIO` and the file's pending writes are dropped |
 //! | [`FaultFs::fail_next_write`] | the next `write_all` or `write_at` stores a prefix of its data of a chosen length (possibly empty), then fails with `EIO` |
@@ -62,8 +84,8 @@
 //! how much that was, except by the file's length.
 //!
 //! Everything is deterministic: no clock, no randomness, and every listing is sorted. A test that
-//! wants random faults passes a seeded RNG into the [`FaultFs::crash_tearing`] callback or draws
-//! the arguments of the other faults from one.
+//! wants random faults passes a seeded RNG into the [`FaultFs::crash_tearing`] or
+//! [`FaultFs::crash_scrambling`] callback or draws the arguments of the other faults from one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -76,6 +98,10 @@ use crate::fs::{Fs, FsFile};
 const EIO: i32 = 5;
 /// `ENOSPC`, which a write to a full disk returns.
 const ENOSPC: i32 = 28;
+
+/// The unit in which [`FaultFs::crash_scrambling`] decides what reached the disk: the size of a
+/// disk sector, the least a disk writes atomically.
+pub const SECTOR_BYTES: u64 = 512;
 
 /// A deterministic in-memory file system that injects faults; see the [module docs](self) for the
 /// durability model and what a crash keeps.
@@ -430,6 +456,82 @@ impl FaultFs {
     /// name), so a closure drawing from a seeded RNG is deterministic. It must not call into this
     /// `FaultFs`, which is locked meanwhile: that is a programmer error and deadlocks or panics.
     pub fn crash_tearing(&self, mut keep: impl FnMut(&Path, usize) -> usize) {
+        self.power_loss(|path, inode| {
+            let written = written_bytes(&inode.pending);
+            if written > 0 {
+                let kept = keep(path, written).min(written);
+                let limit = (kept < written).then_some(kept);
+                let pending = std::mem::take(&mut inode.pending);
+                replay(&mut inode.durable, &pending, limit);
+            }
+        });
+    }
+
+    /// Simulates a power loss during a writeback that reached the disk sector by sector, in any
+    /// order: like [`FaultFs::crash`], except that each [`SECTOR_BYTES`]-byte sector touched by
+    /// the pending writes of a file that survives the crash reached the disk if
+    /// `keep_sector(path, sector)` returns `true`, and else not. Sector `n` holds bytes `512 * n`
+    /// to `512 * n + 511` of the file. What a kept sector holds, what the others hold, and what
+    /// length the file comes back with: see [the module docs](self#scrambled-sectors). What was
+    /// kept is durable.
+    ///
+    /// The touched sectors are those holding a byte that a pending `write_all` or `write_at`
+    /// wrote, and, if the file's length may change, its end sector. `keep_sector` is called for
+    /// each file with pending writes (or `set_len` calls) in the order of the paths (the file's
+    /// first durable name), and for each touched sector of it once, in increasing order, so a
+    /// closure drawing from a seeded RNG is deterministic. It must not call into this `FaultFs`,
+    /// which is locked meanwhile: that is a programmer error and deadlocks or panics.
+    pub fn crash_scrambling(&self, mut keep_sector: impl FnMut(&Path, u64) -> bool) {
+        self.power_loss(|path, inode| {
+            if inode.pending.is_empty() {
+                return;
+            }
+            let sector_of = |offset: u64| offset / SECTOR_BYTES;
+            let mut touched = BTreeSet::new();
+            let mut length_pending = false;
+            for op in &inode.pending {
+                match op {
+                    Pending::Write { offset, data } => {
+                        let last = offset + data.len() as u64 - 1;
+                        touched.extend(sector_of(*offset)..=sector_of(last));
+                    }
+                    Pending::SetLen(_) => length_pending = true,
+                }
+            }
+            let visible_len = inode.visible.len();
+            length_pending |= visible_len != inode.durable.len();
+            let end_sector = sector_of((visible_len as u64).saturating_sub(1));
+            if length_pending {
+                touched.insert(end_sector);
+            }
+            let kept: Vec<u64> = touched
+                .into_iter()
+                .filter(|&sector| keep_sector(path, sector))
+                .collect();
+            let mut contents = std::mem::take(&mut inode.durable);
+            if length_pending && kept.binary_search(&end_sector).is_ok() {
+                for op in &inode.pending {
+                    if let Pending::SetLen(len) = op {
+                        contents.resize(to_usize(*len), 0);
+                    }
+                }
+                contents.resize(visible_len, 0);
+            }
+            let within = contents.len().min(visible_len);
+            for sector in kept {
+                let start = to_usize(sector * SECTOR_BYTES).min(within);
+                let end = to_usize((sector + 1) * SECTOR_BYTES).min(within);
+                contents[start..end].copy_from_slice(&inode.visible[start..end]);
+            }
+            inode.durable = contents;
+        });
+    }
+
+    /// The power loss common to every crash: directories go back to their durable entries,
+    /// handles go stale, unreachable inodes go, and each file that a durable entry names gets
+    /// `writeback(path, inode)` (in the order of the paths, once per inode) to make some of its
+    /// pending writes durable before the rest are dropped.
+    fn power_loss(&self, mut writeback: impl FnMut(&Path, &mut Inode)) {
         let mut state = self.lock();
         let state = &mut *state;
         state.generation += 1;
@@ -441,23 +543,17 @@ impl FaultFs {
         }
         state.collect_garbage();
 
-        let mut torn = BTreeSet::new();
+        let mut seen = BTreeSet::new();
         for (dir_path, dir) in &state.dirs {
             for (name, &id) in &dir.durable {
-                if !torn.insert(id) {
+                if !seen.insert(id) {
                     continue;
                 }
                 let inode = state
                     .inodes
                     .get_mut(&id)
                     .expect("FaultFs: a durable entry keeps its inode");
-                let written = written_bytes(&inode.pending);
-                if written > 0 {
-                    let kept = keep(&dir_path.join(name), written).min(written);
-                    let limit = (kept < written).then_some(kept);
-                    let pending = std::mem::take(&mut inode.pending);
-                    replay(&mut inode.durable, &pending, limit);
-                }
+                writeback(&dir_path.join(name), inode);
                 inode.drop_pending();
                 inode.check();
             }
@@ -1245,6 +1341,213 @@ mod tests {
         file.write_all(b"cd").unwrap();
         fs.crash_tearing(|_, _| 0);
         assert_eq!(fs.read(&path("/d/f")).unwrap(), b"ab");
+    }
+
+    /// Crashes `fs` keeping, of every file, the sectors numbered in `keep`; returns the sectors
+    /// the crash asked about, in the order it asked, with their files.
+    fn scramble(fs: &FaultFs, keep: &[u64]) -> Vec<(PathBuf, u64)> {
+        let mut asked = Vec::new();
+        fs.crash_scrambling(|path, sector| {
+            asked.push((path.to_path_buf(), sector));
+            keep.contains(&sector)
+        });
+        asked
+    }
+
+    fn sectors(asked: &[(PathBuf, u64)]) -> Vec<u64> {
+        asked.iter().map(|(_, sector)| *sector).collect()
+    }
+
+    #[test]
+    fn a_scrambled_overwrite_keeps_exactly_the_chosen_sectors_new_and_the_others_old() {
+        let (fs, mut file) = setup(&[b'a'; 2048]);
+        // Bytes 100..1700: sectors 0 to 3, none of them whole at both ends.
+        file.write_at(100, &[b'b'; 1600]).unwrap();
+        let asked = scramble(&fs, &[0, 2]);
+        assert_eq!(sectors(&asked), [0, 1, 2, 3]);
+        assert!(asked.iter().all(|(p, _)| *p == path("/d/f")));
+        let mut expected = vec![b'a'; 2048];
+        expected[100..512].fill(b'b');
+        expected[1024..1536].fill(b'b');
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+        // What was kept is durable; a later write elsewhere leaves it alone.
+        let mut file = fs.open_append(&path("/d/f")).unwrap();
+        file.write_at(0, b"z").unwrap();
+        assert_eq!(sectors(&scramble(&fs, &[])), [0]);
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_scrambled_growth_keeps_its_length_with_its_end_sector_and_zeros_the_sectors_not_kept() {
+        // 600 durable bytes, then bytes 500..1600 written: sectors 0 to 3, the end sector 3.
+        let grow = || {
+            let (fs, mut file) = setup(&[b'a'; 600]);
+            file.write_at(500, &[b'b'; 1100]).unwrap();
+            fs
+        };
+        // The end sector kept: the new length, with zeros where no kept sector wrote past the
+        // durable length, and the durable bytes in the sectors not kept before it.
+        let fs = grow();
+        assert_eq!(sectors(&scramble(&fs, &[1, 3])), [0, 1, 2, 3]);
+        let mut expected = vec![b'a'; 512];
+        expected.extend([b'b'; 512]);
+        expected.extend([0; 512]);
+        expected.extend([b'b'; 64]);
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+
+        // The end sector lost: the durable length, with the kept sectors within it.
+        let fs = grow();
+        scramble(&fs, &[0, 2]);
+        let mut expected = vec![b'a'; 600];
+        expected[500..512].fill(b'b');
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+
+        // An append within the last durable sector, and one to an empty file.
+        let (fs, mut file) = setup(b"abc");
+        file.write_all(b"def").unwrap();
+        assert_eq!(sectors(&scramble(&fs, &[])), [0]);
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), b"abc");
+        let (fs, mut file) = setup(b"");
+        file.write_all(&[b'x'; 513]).unwrap();
+        assert_eq!(sectors(&scramble(&fs, &[1])), [0, 1]);
+        let mut expected = vec![0; 512];
+        expected.push(b'x');
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_pending_set_len_survives_a_scrambled_crash_only_with_the_end_sector() {
+        // A shrink alone: only its end sector is asked about.
+        let shrink = |keep: &[u64]| {
+            let (fs, mut file) = setup(&[b'a'; 1024]);
+            file.set_len(100).unwrap();
+            assert_eq!(sectors(&scramble(&fs, keep)), [0]);
+            fs.read(&path("/d/f")).unwrap()
+        };
+        assert_eq!(shrink(&[0]), [b'a'; 100]);
+        assert_eq!(shrink(&[]), [b'a'; 1024]);
+
+        // A shrink, then a write past the cut: kept with the end sector, the cut zeroes what no
+        // kept sector rewrote; lost, the durable bytes are back.
+        let cut_and_write = |keep: &[u64]| {
+            let (fs, mut file) = setup(&[b'a'; 1024]);
+            file.set_len(10).unwrap();
+            file.write_at(600, b"x").unwrap();
+            file.write_at(0, b"y").unwrap();
+            assert_eq!(sectors(&scramble(&fs, keep)), [0, 1]);
+            fs.read(&path("/d/f")).unwrap()
+        };
+        let mut expected = vec![b'a'; 10];
+        expected.resize(600, 0);
+        expected.push(b'x');
+        assert_eq!(cut_and_write(&[1]), expected);
+        expected[0] = b'y';
+        assert_eq!(cut_and_write(&[0, 1]), expected);
+        // Lost with the end sector, the cut still shows in sector 0, which was written back
+        // after it: a kept sector holds what reads saw.
+        let mut expected = vec![b'a'; 1024];
+        expected[0] = b'y';
+        expected[10..512].fill(0);
+        assert_eq!(cut_and_write(&[0]), expected);
+        assert_eq!(cut_and_write(&[]), [b'a'; 1024]);
+
+        // A set_len that leaves the length as it was still keeps its cut with the end sector.
+        let (fs, mut file) = setup(&[b'a'; 1024]);
+        file.set_len(10).unwrap();
+        file.set_len(1024).unwrap();
+        assert_eq!(sectors(&scramble(&fs, &[1])), [1]);
+        let mut expected = vec![b'a'; 10];
+        expected.resize(1024, 0);
+        assert_eq!(fs.read(&path("/d/f")).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_scrambled_crash_asks_in_path_then_sector_order_only_about_surviving_pending_files() {
+        let fs = FaultFs::new();
+        fs.create_dir_all(&path("/d")).unwrap();
+        let mut files = Vec::new();
+        for name in ["b", "a", "synced", "unnamed"] {
+            let mut file = fs.create(&path("/d").join(name)).unwrap();
+            file.write_all(&[1; 1000]).unwrap();
+            file.sync_data().unwrap();
+            if name != "unnamed" {
+                fs.sync_dir(&path("/d")).unwrap();
+            }
+            if name != "synced" {
+                file.write_at(1200, b"x").unwrap();
+                file.write_at(0, b"y").unwrap();
+            }
+            files.push(file);
+        }
+        let asked = scramble(&fs, &[0, 1, 2]);
+        assert_eq!(
+            asked,
+            vec![
+                (path("/d/a"), 0),
+                (path("/d/a"), 2),
+                (path("/d/b"), 0),
+                (path("/d/b"), 2),
+            ]
+        );
+        assert_eq!(
+            fs.files(),
+            vec![path("/d/a"), path("/d/b"), path("/d/synced")]
+        );
+        assert_eq!(fs.read(&path("/d/a")).unwrap().len(), 1201);
+    }
+
+    #[test]
+    fn keeping_every_sector_is_a_sync_keeping_none_a_crash_and_a_seed_gives_one_outcome() {
+        use rand_core::{Rng, SeedableRng};
+        use rand_xorshift::XorShiftRng;
+
+        /// A file of random durable contents and random pending writes and cuts, scrambled by
+        /// `keep`; returns what it holds before and after the crash.
+        fn run(seed: u64, keep: &mut dyn FnMut(u64) -> bool) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+            let mut rng = XorShiftRng::seed_from_u64(seed);
+            let durable: Vec<u8> = (0..rng.next_u64() % 3000).map(|i| i as u8 | 1).collect();
+            let (fs, mut file) = setup(&durable);
+            for _ in 0..rng.next_u64() % 6 {
+                let len = file.len();
+                match rng.next_u64() % 5 {
+                    0 => file.set_len(rng.next_u64() % (len + 700)).unwrap(),
+                    1 => file
+                        .write_all(&vec![b'w'; (rng.next_u64() % 900) as usize])
+                        .unwrap(),
+                    _ => {
+                        let offset = rng.next_u64() % (len + 700);
+                        let data = vec![b'p'; 1 + (rng.next_u64() % 1500) as usize];
+                        file.write_at(offset, &data).unwrap();
+                    }
+                }
+            }
+            let visible = fs.read(&path("/d/f")).unwrap();
+            fs.crash_scrambling(|_, sector| keep(sector));
+            (durable, visible, fs.read(&path("/d/f")).unwrap())
+        }
+        for seed in 0..300 {
+            let (_, visible, all) = run(seed, &mut |_| true);
+            assert_eq!(all, visible, "seed {seed}");
+            let (durable, _, none) = run(seed, &mut |_| false);
+            assert_eq!(none, durable, "seed {seed}");
+            let outcome = |seed| {
+                let mut coin = XorShiftRng::seed_from_u64(seed ^ 0xC0FFEE);
+                run(seed, &mut |_| coin.next_u64() % 2 == 0).2
+            };
+            let scrambled = outcome(seed);
+            assert_eq!(scrambled, outcome(seed), "seed {seed}");
+            // Whatever was kept, every byte is its durable or its visible value, or a zero.
+            for (at, byte) in scrambled.iter().enumerate() {
+                assert!(
+                    *byte == 0 || durable.get(at) == Some(byte) || visible.get(at) == Some(byte),
+                    "seed {seed}: byte {at}"
+                );
+            }
+            assert!(
+                scrambled.len() == durable.len() || scrambled.len() == visible.len(),
+                "seed {seed}"
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Crash tests of the write-ahead log over the fault-injecting file system, deterministic by
 //! seed: random workloads (appends with entries, truncations and hard states; syncs; segment
 //! rolls; compaction) stopped at a random point by a power cut that loses every unsynced
-//! write or tears the last writes at a random byte, or by a failed fdatasync.
+//! write, tears the last writes at a random byte, or keeps a random subset of the sectors they
+//! touched (a disk that writes sectors back in any order), or by a failed fdatasync.
 //!
 //! After recovery the log must hold exactly the state after some prefix of the batches
 //! written: at least every batch whose sync returned `Ok`, and nothing from after a torn
-//! write.
+//! write. Recovery must never find corruption: every such power cut leaves a legal state.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -279,32 +280,53 @@ fn a_bit_flip_in_a_durable_frame_followed_by_valid_frames_is_refused() {
 }
 
 /// A [`FaultFs`] that, at its operation number `crash_at`, crashes the disk instead of
-/// performing it, keeping the first `keep` bytes of each file's unsynced writes; that operation
-/// and every later one fail, as the process is gone. It counts the operations it performed.
+/// performing it, by its [`Cut`]; that operation and every later one fail, as the process is
+/// gone. It counts the operations it performed.
 #[derive(Clone, Debug)]
 struct CrashAt {
     disk: FaultFs,
     state: Arc<Mutex<CrashState>>,
 }
 
+/// What of the unsynced writes a [`CrashAt`] keeps when it crashes.
+#[derive(Debug)]
+enum Cut {
+    /// The first this many bytes of each file's unsynced writes ([`FaultFs::crash_tearing`]).
+    Tear(usize),
+    /// Each sector they touched with this chance in percent, drawn from the RNG
+    /// ([`FaultFs::crash_scrambling`]).
+    Scramble { keep_percent: u64, rng: XorShiftRng },
+}
+
 #[derive(Debug)]
 struct CrashState {
     ops: usize,
     crash_at: Option<usize>,
-    keep: usize,
-    /// Set by the crash: the unsynced bytes there were, over all files.
+    cut: Cut,
+    /// Set by the crash: the unsynced bytes (a tear) or the sectors they touched (a scramble)
+    /// there were, over all files.
     crashed_with_pending: Option<usize>,
+    /// Set by the crash: how many of those it kept.
+    kept: usize,
 }
 
 impl CrashAt {
+    /// A new disk that crashes at `crash_at`, keeping `keep` bytes of each file's unsynced
+    /// writes.
     fn new(crash_at: Option<usize>, keep: usize) -> CrashAt {
+        CrashAt::on(FaultFs::new(), crash_at, Cut::Tear(keep))
+    }
+
+    /// `disk`, from now on crashing at `crash_at` by `cut`.
+    fn on(disk: FaultFs, crash_at: Option<usize>, cut: Cut) -> CrashAt {
         CrashAt {
-            disk: FaultFs::new(),
+            disk,
             state: Arc::new(Mutex::new(CrashState {
                 ops: 0,
                 crash_at,
-                keep,
+                cut,
                 crashed_with_pending: None,
+                kept: 0,
             })),
         }
     }
@@ -315,17 +337,39 @@ impl CrashAt {
             return Err(io::Error::other("the process crashed"));
         }
         if state.crash_at == Some(state.ops) {
-            let mut pending = 0;
-            let keep = state.keep;
-            self.disk.crash_tearing(|_, written| {
-                pending += written;
-                keep.min(written)
-            });
-            state.crashed_with_pending = Some(pending);
+            self.crash(&mut state);
             return Err(io::Error::other("crashed"));
         }
         state.ops += 1;
         Ok(())
+    }
+
+    /// Crashes now, unless it has crashed already; returns the [`CrashState`] after.
+    fn crash_now(&self) -> std::sync::MutexGuard<'_, CrashState> {
+        let mut state = self.state.lock().unwrap();
+        if state.crashed_with_pending.is_none() {
+            self.crash(&mut state);
+        }
+        state
+    }
+
+    fn crash(&self, state: &mut CrashState) {
+        let (mut pending, mut kept) = (0, 0);
+        match &mut state.cut {
+            Cut::Tear(keep) => self.disk.crash_tearing(|_, written| {
+                pending += written;
+                kept += (*keep).min(written);
+                (*keep).min(written)
+            }),
+            Cut::Scramble { keep_percent, rng } => self.disk.crash_scrambling(|_, _| {
+                pending += 1;
+                let keep = rng.next_u64() % 100 < *keep_percent;
+                kept += usize::from(keep);
+                keep
+            }),
+        }
+        state.crashed_with_pending = Some(pending);
+        state.kept = kept;
     }
 }
 
@@ -500,5 +544,234 @@ fn a_crash_at_every_point_of_preallocating_appends_keeps_a_prefix_with_every_syn
     assert!(
         crashes > 1000 && torn > 100,
         "{crashes} crashes, {torn} torn"
+    );
+}
+
+/// What the scrambled-sector crash test met, over all its seeds: evidence that it exercised
+/// the recovery rules it is about.
+#[derive(Debug, Default)]
+struct ScrambleCounts {
+    /// Power cuts that met unsynced writes and kept some of the sectors they touched, not all.
+    mixed_cuts: usize,
+    /// Power cuts while the log was recovering.
+    cuts_in_recovery: usize,
+    /// Recoveries that cut a torn write.
+    torn_writes_cut: usize,
+    /// Of those, the cuts before a valid frame: a torn write into preallocated space.
+    valid_frames_dropped: usize,
+}
+
+/// The batches written since the log was last recovered, and what the next recovery may
+/// return: the state after some prefix of them that holds at least the synced ones.
+#[derive(Debug)]
+struct SinceRecovery {
+    /// `states[k]`: the state after the first `k` batches; `states[0]` is the recovered one.
+    states: Vec<Model>,
+    /// How many of the batches a successful sync covered.
+    synced: usize,
+}
+
+impl SinceRecovery {
+    fn from(recovered: Model) -> SinceRecovery {
+        SinceRecovery {
+            states: vec![recovered],
+            synced: 0,
+        }
+    }
+
+    /// Checks that `recovered` is a state recovery may return, ignoring the entries at or
+    /// below `compacted`, and counts the torn writes it cut.
+    fn check(
+        &self,
+        recovered: &Model,
+        warnings: &[String],
+        compacted: Index,
+        counts: &mut ScrambleCounts,
+        context: &str,
+    ) {
+        let recovered = recovered.above(compacted);
+        let matching = (self.synced..self.states.len())
+            .find(|&k| self.states[k].above(compacted) == recovered);
+        assert!(
+            matching.is_some(),
+            "{context}: recovered state is not that after any prefix of at least the {} synced \
+             batches of {}; warnings: {warnings:?}",
+            self.synced,
+            self.states.len() - 1
+        );
+        assert!(warnings.len() <= 1, "{context}: {warnings:?}");
+        counts.torn_writes_cut += warnings.len();
+        counts.valid_frames_dropped += warnings
+            .iter()
+            .filter(|warning| warning.contains("comes first, so the valid frame"))
+            .count();
+    }
+}
+
+/// Appends random batches to `wal`, syncs and compacts, until `steps` steps are done or an
+/// operation fails (the power cut), recording every batch and sync in `since`, and the highest
+/// compaction in `compacted`. `last` and `term` carry the index and term of the batches on.
+fn scrambled_workload(
+    rng: &mut XorShiftRng,
+    wal: &mut Wal<CrashAt>,
+    since: &mut SinceRecovery,
+    compacted: &mut Index,
+    (last, term): (&mut Index, &mut u64),
+) {
+    let steps = 10 + rng.next_u64() % 30;
+    for _ in 0..steps {
+        match rng.next_u64() % 10 {
+            // Mostly appends, so that a write carries several frames over several sectors.
+            0..=6 => {
+                let batch = random_batch(rng, last, term);
+                if wal.append(&batch).is_err() {
+                    return;
+                }
+                let mut next = since.states.last().expect("the recovered state").clone();
+                next.apply(&batch);
+                since.states.push(next);
+            }
+            7 | 8 => {
+                if wal.sync().is_err() {
+                    return;
+                }
+                since.synced = since.states.len() - 1;
+            }
+            _ => {
+                let durable = &since.states[since.synced].entries;
+                let durable_last = durable.keys().next_back().copied().unwrap_or(0);
+                if durable_last > 0 {
+                    // Compact below what is durable, as an application with a durable
+                    // snapshot there would. A cut can come after some segments went.
+                    let at = rng.next_u64() % (durable_last + 1);
+                    *compacted = (*compacted).max(at);
+                    match wal.compact(at) {
+                        // Compaction syncs before it removes anything.
+                        Ok(removed) if removed > 0 => since.synced = since.states.len() - 1,
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One seed of the scrambled-sector crash test: three rounds of opening the log (recovering
+/// from the last power cut, which may itself be cut), checking what it recovered, appending
+/// more batches to it, and cutting the power at a random operation. The first cut scrambles
+/// the sectors of the unsynced writes; later ones scramble them or lose them all. Segments are
+/// preallocated, by the default step (the whole segment) or by smaller ones.
+fn scrambled_rounds(seed: u64, counts: &mut ScrambleCounts) {
+    let mut rng = XorShiftRng::seed_from_u64(seed);
+    let options = WalOptions {
+        segment_bytes: [2048, 4096, 16384][(seed % 3) as usize],
+        preallocate_bytes: [
+            DEFAULT_PREALLOCATE_BYTES,
+            DEFAULT_PREALLOCATE_BYTES,
+            1024,
+            700,
+        ][(seed / 3 % 4) as usize],
+    };
+    let disk = FaultFs::new();
+    let dir = Path::new("/data/wal");
+    let mut since = SinceRecovery::from(Model::default());
+    let mut compacted = 0;
+    let mut term = 1;
+    for round in 0..3 {
+        let context = format!("seed {seed}, round {round}");
+        let cut = if round == 0 || !rng.next_u64().is_multiple_of(4) {
+            Cut::Scramble {
+                keep_percent: 10 + rng.next_u64() % 81,
+                rng: XorShiftRng::seed_from_u64(rng.next_u64()),
+            }
+        } else {
+            Cut::Tear(0)
+        };
+        // One round in eight cuts the power while recovering (which takes a few operations, and
+        // more to repair a torn write), the others at one of the next operations after.
+        let in_recovery = rng.next_u64().is_multiple_of(8);
+        let crash_at = in_recovery.then(|| (rng.next_u64() % 8) as usize);
+        let fs = CrashAt::on(disk.clone(), crash_at, cut);
+        match Wal::open(fs.clone(), dir, options) {
+            Ok((mut wal, recovered)) => {
+                if !in_recovery {
+                    let mut state = fs.state.lock().unwrap();
+                    state.crash_at = Some(state.ops + (rng.next_u64() % 16) as usize);
+                }
+                let recovered_model = Model {
+                    hard_state: recovered.hard_state,
+                    entries: recovered.entries,
+                };
+                since.check(
+                    &recovered_model,
+                    &recovered.warnings,
+                    compacted,
+                    counts,
+                    &context,
+                );
+                let mut last = recovered_model.entries.keys().next_back().copied();
+                since = SinceRecovery::from(recovered_model);
+                // New entries and hard states differ from any the cut lost, so that one of
+                // those coming back shows.
+                term += 1000;
+                scrambled_workload(
+                    &mut rng,
+                    &mut wal,
+                    &mut since,
+                    &mut compacted,
+                    (last.get_or_insert(0), &mut term),
+                );
+            }
+            // The power cut came while recovering: the next recovery has the same choice.
+            Err(WalError::Io { .. }) if fs.state.lock().unwrap().crashed_with_pending.is_some() => {
+                counts.cuts_in_recovery += 1;
+            }
+            Err(error) => panic!("{context}: recovery failed: {error}"),
+        }
+        let state = fs.crash_now();
+        let pending = state.crashed_with_pending.expect("crashed");
+        if matches!(state.cut, Cut::Scramble { .. }) && 0 < state.kept && state.kept < pending {
+            counts.mixed_cuts += 1;
+        }
+    }
+    let context = format!("seed {seed}, last recovery");
+    let (_, recovered, warnings) = match open(&disk, dir, options) {
+        Ok(opened) => opened,
+        Err(error) => panic!("{context}: recovery failed: {error}"),
+    };
+    since.check(&recovered, &warnings, compacted, counts, &context);
+    // Recovery made its repair durable: a crash and recovery give the same state.
+    disk.crash();
+    let (_, again, warnings) = open(&disk, dir, options).expect("recovers again");
+    assert_eq!(
+        again.above(compacted),
+        recovered.above(compacted),
+        "{context}"
+    );
+    assert!(warnings.is_empty(), "{context}: {warnings:?}");
+}
+
+/// Power cuts by a disk that writes the sectors of a write back in any order, on preallocated
+/// segments, round after round: every scramble of unsynced sectors is a state recovery must
+/// accept (no [`WalError::Corrupt`]) and repair to the state after a prefix of the batches
+/// that holds every synced one; and after more batches over the repaired log and another cut,
+/// no frame from before the first cut comes back.
+#[test]
+fn scrambled_sectors_of_unsynced_writes_recover_to_a_prefix_with_every_synced_batch_round_after_round()
+ {
+    let mut counts = ScrambleCounts::default();
+    for seed in 0..10_000 {
+        scrambled_rounds(seed, &mut counts);
+    }
+    println!("{counts:?}");
+    // The cuts kept some sectors and lost others, met recovery, and left torn writes into
+    // preallocated space with valid frames after them.
+    assert!(
+        counts.mixed_cuts > 3_000
+            && counts.cuts_in_recovery > 1_000
+            && counts.torn_writes_cut > 1_000
+            && counts.valid_frames_dropped > 300,
+        "{counts:?}"
     );
 }
