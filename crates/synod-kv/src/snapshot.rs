@@ -20,7 +20,7 @@
 //! breaks its invariants. Other versions of the format are refused.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use thiserror::Error;
 
@@ -41,44 +41,64 @@ fn invalid(what: impl Into<String>) -> SnapshotError {
     SnapshotError::Invalid(what.into())
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// Snapshot bytes being decoded from a source that holds `left` more of them.
+struct Reader<'a, R: Read + ?Sized> {
+    source: &'a mut R,
+    left: u64,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
-        if self.bytes.len() < n {
+impl<R: Read + ?Sized> Reader<'_, R> {
+    /// Reads exactly `out.len()` bytes, refusing to read past the snapshot's length.
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), SnapshotError> {
+        let n = out.len() as u64;
+        if self.left < n {
             return Err(invalid(format!(
                 "truncated: {n} bytes needed, {} left",
-                self.bytes.len()
+                self.left
             )));
         }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Ok(head)
+        self.source
+            .read_exact(out)
+            .map_err(|e| invalid(format!("reading: {e}")))?;
+        self.left -= n;
+        Ok(())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        let mut out = [0; N];
+        self.fill(&mut out)?;
+        Ok(out)
     }
 
     fn u64(&mut self) -> Result<u64, SnapshotError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        self.array().map(u64::from_le_bytes)
     }
 
     fn i64(&mut self) -> Result<i64, SnapshotError> {
-        Ok(i64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        self.array().map(i64::from_le_bytes)
     }
 
     fn u32(&mut self) -> Result<u32, SnapshotError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        self.array().map(u32::from_le_bytes)
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
-        let len = self.u32()? as usize;
-        self.take(len)
+    fn byte(&mut self) -> Result<u8, SnapshotError> {
+        self.array::<1>().map(|[b]| b)
+    }
+
+    /// A length-prefixed byte string; its length is checked against what is left before
+    /// anything is allocated for it.
+    fn bytes(&mut self) -> Result<Box<[u8]>, SnapshotError> {
+        let len = u64::from(self.u32()?);
+        if len > self.left {
+            return Err(invalid(format!(
+                "truncated: {len} bytes needed, {} left",
+                self.left
+            )));
+        }
+        let mut out = vec![0; len as usize].into_boxed_slice();
+        self.fill(&mut out)?;
+        Ok(out)
     }
 }
 
@@ -170,8 +190,19 @@ impl MvccStore {
     /// A store and the applied index recorded with it, from
     /// [`MvccStore::snapshot_with_applied_index`]'s bytes.
     pub fn restore_with_applied_index(bytes: &[u8]) -> Result<(MvccStore, u64), SnapshotError> {
-        let mut reader = Reader { bytes };
-        if reader.take(MAGIC.len())? != MAGIC {
+        MvccStore::read_snapshot(&mut &bytes[..], bytes.len() as u64)
+    }
+
+    /// A store and the applied index recorded with it, decoded from the next `len` bytes of
+    /// `source` (one [`MvccStore::write_snapshot`] wrote) without holding them all in memory
+    /// (`source` should buffer: fields are read one by one). Every length is checked against
+    /// `len` before anything is allocated for it. A failed read is an error like damage.
+    pub fn read_snapshot(
+        source: &mut (impl Read + ?Sized),
+        len: u64,
+    ) -> Result<(MvccStore, u64), SnapshotError> {
+        let mut reader = Reader { source, left: len };
+        if reader.array::<8>()? != *MAGIC {
             return Err(invalid("bad magic"));
         }
         let applied_index = reader.u64()?;
@@ -182,27 +213,27 @@ impl MvccStore {
         store.size_bytes = reader.u64()?;
         let keys = reader.u64()?;
         // Every key takes at least 8 bytes (two lengths): a count the rest cannot hold is damage.
-        if keys > reader.bytes.len() as u64 / 8 {
+        if keys > reader.left / 8 {
             return Err(invalid("a key count beyond the snapshot's size"));
         }
         let mut entries: Vec<(Box<[u8]>, History)> = Vec::with_capacity(keys as usize);
         for _ in 0..keys {
-            let key = Box::<[u8]>::from(reader.bytes()?);
+            let key = reader.bytes()?;
             let count = reader.u32()? as usize;
             // Every version takes at least 9 bytes: a count the rest cannot hold is damage.
-            if count > reader.bytes.len() / 9 {
+            if count as u64 > reader.left / 9 {
                 return Err(invalid("a version count beyond the snapshot's size"));
             }
             let mut versions = Vec::with_capacity(count);
             for _ in 0..count {
                 let revision = reader.i64()?;
-                let version = match reader.take(1)?[0] {
+                let version = match reader.byte()? {
                     0 => Version::tombstone(revision),
                     1 => {
                         let create_revision = reader.i64()?;
                         let version = reader.i64()?;
                         let lease = reader.i64()?;
-                        let value = Box::from(reader.bytes()?);
+                        let value = reader.bytes()?;
                         // A version of 0 would read as a tombstone: refuse it here, where the
                         // kind says otherwise.
                         if version < 1 {
@@ -232,8 +263,8 @@ impl MvccStore {
             }
             entries.push((key, history));
         }
-        if !reader.bytes.is_empty() {
-            return Err(invalid(format!("{} trailing bytes", reader.bytes.len())));
+        if reader.left != 0 {
+            return Err(invalid(format!("{} trailing bytes", reader.left)));
         }
         // Built from sorted keys in one go, the map's nodes are full; inserted one by one in
         // key order, they would be little more than half full.

@@ -444,6 +444,28 @@ fn a_snapshot_streamed_in_pieces_is_the_same_bytes_and_a_failing_writer_stops_it
         MvccStore::restore(&failing.out).is_err(),
         "half a snapshot restored"
     );
+
+    // Decoding from a source that hands out 5 bytes per read gives the same store.
+    struct Drip<'a>(&'a [u8]);
+    impl std::io::Read for Drip<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("unplugged"));
+            }
+            let n = buf.len().min(5).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let (read, applied) = MvccStore::read_snapshot(&mut Drip(&whole), whole.len() as u64).unwrap();
+    assert_eq!((&read, applied), (&store, 9));
+    // A source that fails (here: runs dry) before the length it promised is an error.
+    let error = MvccStore::read_snapshot(&mut Drip(&whole[..whole.len() - 3]), whole.len() as u64)
+        .unwrap_err();
+    assert!(error.to_string().contains("unplugged"), "{error}");
+    // So is a length shorter than the bytes, which leaves the last ones unread.
+    assert!(MvccStore::read_snapshot(&mut Drip(&whole), whole.len() as u64 - 1).is_err());
 }
 
 // -------------------------------------------------------------------------------------------

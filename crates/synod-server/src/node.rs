@@ -571,11 +571,9 @@ impl<E: ServerEngine> Node<E> {
         }
         let storage = self.storage.clone();
         let index = meta.index;
-        let bytes = tokio::task::spawn_blocking(move || storage.read_snapshot(index))
+        let store = tokio::task::spawn_blocking(move || storage.read_store(index))
             .await
             .map_err(|e| StorageError::Damaged(e.to_string()))??;
-        let store = synod_kv::MvccStore::restore(&bytes)
-            .map_err(|e| StorageError::Damaged(format!("snapshot {index}: {e}")))?;
         let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
         kv.store = store;
         kv.applied = meta.index;

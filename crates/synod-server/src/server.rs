@@ -140,8 +140,8 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
     let voters: Vec<NodeId> = settings.initial_cluster.iter().map(|p| p.id).collect();
     let data_dir = settings.data_dir.clone();
     let may_create = settings.initial_cluster_state_new;
-    let (storage, recovered) = tokio::task::spawn_blocking(move || {
-        MemberStorage::open::<E::HardState>(
+    let (storage, recovered, store) = tokio::task::spawn_blocking(move || {
+        let (storage, recovered) = MemberStorage::open::<E::HardState>(
             &data_dir,
             &identity,
             may_create,
@@ -156,13 +156,13 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
                 )
             },
             E::RECOVERY,
-        )
+        )?;
+        // Read a chunk at a time: a large store is never in memory twice.
+        let store = storage.read_store(recovered.snapshot.index)?;
+        Ok::<_, StorageError>((storage, recovered, store))
     })
     .await
     .map_err(|e| ServerError::Task(e.to_string()))??;
-    let store = MvccStore::restore(&recovered.snapshot_data).map_err(|e| {
-        StorageError::Damaged(format!("snapshot {}: {e}", recovered.snapshot.index))
-    })?;
     let ticks = settings.ticks()?;
     let snapshot = recovered.snapshot.clone();
     let engine = E::build(Boot {

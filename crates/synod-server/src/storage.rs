@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Write};
 use synod_storage::fs::RealFs;
 use synod_storage::member::{LogPolicy, recover};
-use synod_storage::snapshot::{SnapshotError, SnapshotStore, SnapshotWriter};
+use synod_storage::snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
 use synod_storage::wal::{Wal, WalBatch, WalOptions};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -121,10 +121,9 @@ impl Identity {
 pub struct Recovered<H> {
     /// The newest hard state.
     pub hard_state: Option<H>,
-    /// The newest snapshot (index 0 for a new member).
+    /// The newest snapshot (index 0 for a new member); its contents are read with
+    /// [`MemberStorage::read_snapshot_with`].
     pub snapshot: SnapshotMeta,
-    /// Its state-machine contents.
-    pub snapshot_data: Vec<u8>,
     /// Log entries after the snapshot.
     pub entries: Vec<Entry>,
     /// Whether the directory was empty (a new member).
@@ -256,7 +255,6 @@ impl MemberStorage {
             .newest()
             .cloned()
             .ok_or_else(|| StorageError::Damaged("no valid snapshot found".into()))?;
-        let snapshot_data = snapshots.read_all(snapshot.index)?;
         let booted = recover(recovered, &snapshot, policy);
         for warning in &booted.warnings {
             tracing::warn!(%warning, "recovery");
@@ -280,7 +278,6 @@ impl MemberStorage {
             Recovered {
                 hard_state,
                 snapshot,
-                snapshot_data,
                 entries: booted.entries.into_values().collect(),
                 fresh,
             },
@@ -418,9 +415,63 @@ impl MemberStorage {
         self.snapshots().newest().cloned()
     }
 
-    /// Reads the state-machine contents of the snapshot at `index`.
-    pub fn read_snapshot(&self, index: Index) -> Result<Vec<u8>, StorageError> {
-        Ok(self.snapshots().read_all(index)?)
+    /// The key-value store saved in the snapshot at `index`, read a chunk at a time.
+    pub fn read_store(&self, index: Index) -> Result<synod_kv::MvccStore, StorageError> {
+        self.read_snapshot_with(index, |source, len| {
+            synod_kv::MvccStore::read_snapshot(source, len)
+                .map(|(store, _)| store)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Decodes the state-machine contents of the snapshot at `index` with `decode`, which
+    /// reads them from a buffered source (given their length), a chunk at a time: they are
+    /// never all in memory. The file's CRC is checked once `decode` is done, so a result comes
+    /// back only from contents that passed it.
+    pub fn read_snapshot_with<T>(
+        &self,
+        index: Index,
+        decode: impl FnOnce(&mut dyn std::io::Read, u64) -> Result<T, String>,
+    ) -> Result<T, StorageError> {
+        let (path, term) = {
+            let store = self.snapshots();
+            let meta = store
+                .snapshots()
+                .iter()
+                .find(|s| s.index == index)
+                .cloned()
+                .ok_or(SnapshotError::NotFound(index))?;
+            (store.snapshot_path(index, meta.term), meta.term)
+        };
+        // Read without holding the store, as the transport streams one to a peer.
+        let fs = RealFs;
+        let reader = SnapshotReader::open(&fs, path.clone(), index, term)?;
+        let len = reader.content_len();
+        let mut source = ChunkSource {
+            reader,
+            chunk: Vec::new(),
+            at: 0,
+            failure: None,
+        };
+        let damaged = |detail: String| StorageError::Damaged(format!("snapshot {index}: {detail}"));
+        let decoded = decode(&mut source, len);
+        // The read that finds the end checks the CRC.
+        let end = decoded
+            .as_ref()
+            .ok()
+            .map(|_| std::io::Read::read(&mut source, &mut [0]));
+        // The store's own error (I/O, CRC) explains a failure best.
+        if let Some(failure) = source.failure.take() {
+            return Err(failure.into());
+        }
+        let value = decoded.map_err(damaged)?;
+        match end {
+            Some(Ok(0)) => Ok(value),
+            Some(Ok(_)) => Err(damaged("bytes after the decoded contents".into())),
+            Some(Err(e)) => Err(damaged(e.to_string())),
+            // `end` is read whenever the contents decoded.
+            None => Err(damaged("the end of the contents was not read".into())),
+        }
     }
 
     /// Moves a staged snapshot into the store (synced), unless it is there already.
@@ -449,6 +500,40 @@ impl MemberStorage {
     }
 }
 
+/// A snapshot being read, as a [`std::io::Read`] (a chunk of its contents at a time).
+struct ChunkSource<'a> {
+    reader: SnapshotReader<'a, RealFs>,
+    chunk: Vec<u8>,
+    /// How much of `chunk` was read.
+    at: usize,
+    /// The store's error behind a failed read, which `io::Error` cannot carry whole.
+    failure: Option<SnapshotError>,
+}
+
+impl std::io::Read for ChunkSource<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.reader.next_chunk(SNAPSHOT_CHUNK) {
+                Ok(Some(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                // The whole content was returned and its CRC verified.
+                Ok(None) => return Ok(0),
+                Err(failure) => {
+                    let error = std::io::Error::other(failure.to_string());
+                    self.failure = Some(failure);
+                    return Err(error);
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// A snapshot being written, as a [`std::io::Write`] (each write a chunk of its contents).
 struct ChunkSink<'a> {
     writer: SnapshotWriter<'a, RealFs>,
@@ -470,5 +555,122 @@ impl std::io::Write for ChunkSink<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_core::Membership;
+    use synod_kv::MvccStore;
+    use synod_kv::PutRequest;
+    use synod_kv::command::Command;
+
+    fn open(dir: &Path) -> Arc<MemberStorage> {
+        let identity = Identity {
+            engine: "raft".into(),
+            cluster_id: 7,
+            member_id: 1,
+        };
+        let initial = || {
+            let meta = SnapshotMeta {
+                index: 0,
+                term: 0,
+                membership: Membership::with_voters([1]),
+            };
+            (meta, MvccStore::new().snapshot())
+        };
+        MemberStorage::open::<synod_raft::HardState>(
+            dir,
+            &identity,
+            true,
+            initial,
+            LogPolicy::LogMatching,
+        )
+        .expect("a fresh data directory")
+        .0
+    }
+
+    fn store_of(keys: usize) -> MvccStore {
+        let mut store = MvccStore::new();
+        for i in 0..keys {
+            let put = PutRequest {
+                key: format!("key/{i:05}").into_bytes().into(),
+                value: vec![(i % 251) as u8; 300].into(),
+                ..Default::default()
+            };
+            store.apply(&Command::Put(put)).expect("a put");
+        }
+        store
+    }
+
+    fn meta(index: Index) -> SnapshotMeta {
+        SnapshotMeta {
+            index,
+            term: 1,
+            membership: Membership::with_voters([1]),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_streamed_to_disk_reads_back_as_the_same_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = open(dir.path());
+        // Larger than one chunk, so that writing and reading both cross chunk boundaries.
+        let store = store_of(5_000);
+        assert!(
+            storage
+                .save_own_snapshot(meta(10), |out| store.write_snapshot(10, out))
+                .unwrap()
+        );
+        assert_eq!(storage.read_store(10).unwrap(), store);
+        // The same index again is already there: nothing is written.
+        assert!(
+            storage
+                .save_own_snapshot(meta(10), |_| Err(std::io::Error::other("not called")))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_or_failed_encoding_is_an_error_and_leaves_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = open(dir.path());
+        let store = store_of(3_000);
+        storage
+            .save_own_snapshot(meta(20), |out| store.write_snapshot(20, out))
+            .unwrap();
+        // Rot one byte in the middle of the contents: the CRC catches it at the end.
+        let path = storage.snapshots().snapshot_path(20, 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = storage.read_store(20).unwrap_err();
+        assert!(
+            matches!(error, StorageError::Snapshot(_) | StorageError::Damaged(_)),
+            "{error}"
+        );
+        // Contents that are not a store: a decode error names the snapshot.
+        storage
+            .save_own_snapshot(meta(30), |out| out.write_all(b"not a store at all"))
+            .unwrap();
+        let error = storage.read_store(30).unwrap_err().to_string();
+        assert!(error.contains("snapshot 30"), "{error}");
+        // An encoder that fails stops the write; no snapshot 40 appears.
+        let error = storage
+            .save_own_snapshot(meta(40), |out| {
+                out.write_all(&[1; 100])?;
+                Err(std::io::Error::other("encoder gave up"))
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("encoder gave up"), "{error}");
+        assert!(
+            storage
+                .snapshots()
+                .snapshots()
+                .iter()
+                .all(|s| s.index != 40)
+        );
     }
 }
