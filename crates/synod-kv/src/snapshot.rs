@@ -29,6 +29,16 @@ use crate::store::MvccStore;
 
 const MAGIC: &[u8; 8] = b"SYNKV002";
 
+/// The fewest bytes a key takes: its length (4), one byte of key, its version count (4) and
+/// one version (a revision and a kind: 9).
+const MIN_KEY_BYTES: u64 = 4 + 1 + 4 + 9;
+
+/// How many keys [`MvccStore::read_snapshot`] reserves room for before it has read them.
+const MAX_RESERVED_KEYS: usize = 1 << 16;
+
+/// How many versions of one key it reserves room for before it has read them.
+const MAX_RESERVED_VERSIONS: usize = 1 << 10;
+
 /// Why snapshot bytes could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum SnapshotError {
@@ -212,11 +222,16 @@ impl MvccStore {
         // Checked against the versions by `check` below.
         store.size_bytes = reader.u64()?;
         let keys = reader.u64()?;
-        // Every key takes at least 8 bytes (two lengths): a count the rest cannot hold is damage.
-        if keys > reader.left / 8 {
+        // Every key takes at least 18 bytes (its length, one byte of key, a version count and
+        // one version): a count the rest cannot hold is damage.
+        if keys > reader.left / MIN_KEY_BYTES {
             return Err(invalid("a key count beyond the snapshot's size"));
         }
-        let mut entries: Vec<(Box<[u8]>, History)> = Vec::with_capacity(keys as usize);
+        // The counts are not yet covered by the CRC (checked at the end), and an entry in
+        // memory is several times its bytes on disk: reserve no more than a bounded amount on
+        // their word; the vectors grow if the data bears them out.
+        let mut entries: Vec<(Box<[u8]>, History)> =
+            Vec::with_capacity((keys as usize).min(MAX_RESERVED_KEYS));
         for _ in 0..keys {
             let key = reader.bytes()?;
             let count = reader.u32()? as usize;
@@ -224,7 +239,7 @@ impl MvccStore {
             if count as u64 > reader.left / 9 {
                 return Err(invalid("a version count beyond the snapshot's size"));
             }
-            let mut versions = Vec::with_capacity(count);
+            let mut versions = Vec::with_capacity(count.min(MAX_RESERVED_VERSIONS));
             for _ in 0..count {
                 let revision = reader.i64()?;
                 let version = match reader.byte()? {

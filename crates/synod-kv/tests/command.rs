@@ -742,3 +742,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_snapshot_whose_key_count_its_bytes_cannot_hold_is_refused() {
+    let mut store = MvccStore::new();
+    for i in 0..20 {
+        apply(
+            &mut store,
+            Command::Put(put(&format!("key{i:02}"), "value")),
+        )
+        .unwrap();
+    }
+    let bytes = store.snapshot_with_applied_index(3);
+    // The key count follows the magic and four u64 fields.
+    const KEYS_AT: usize = 8 + 8 * 4;
+    assert_eq!(&bytes[KEYS_AT..KEYS_AT + 8], &20u64.to_le_bytes());
+    let left = (bytes.len() - KEYS_AT - 8) as u64;
+    let with_count = |count: u64| {
+        let mut damaged = bytes.clone();
+        damaged[KEYS_AT..KEYS_AT + 8].copy_from_slice(&count.to_le_bytes());
+        MvccStore::restore(&damaged).unwrap_err().to_string()
+    };
+    // Each key takes at least 18 bytes: one more key than that allows is refused up front.
+    let error = with_count(left / 18 + 1);
+    assert!(error.contains("key count beyond"), "{error}");
+    let error = with_count(u64::MAX);
+    assert!(error.contains("key count beyond"), "{error}");
+    // A count the bytes could hold, but do not, fails as the keys run out.
+    let error = with_count(left / 18);
+    assert!(!error.contains("key count beyond"), "{error}");
+}

@@ -140,8 +140,8 @@ struct ReadBarrier {
 
 /// Where a snapshot-taking task reports the index it saved.
 type SnapshotDone = (
-    mpsc::UnboundedSender<Result<Option<Index>, StorageError>>,
-    mpsc::UnboundedReceiver<Result<Option<Index>, StorageError>>,
+    mpsc::UnboundedSender<Result<Option<Index>, NodeError>>,
+    mpsc::UnboundedReceiver<Result<Option<Index>, NodeError>>,
 );
 
 /// Settings of the node loop.
@@ -664,17 +664,34 @@ impl<E: ServerEngine> Node<E> {
         let done = self.snapshot_done.0.clone();
         tokio::task::spawn_blocking(move || {
             let index = meta.index;
-            let kv = kv.read().unwrap_or_else(|p| p.into_inner());
-            debug_assert_eq!(kv.applied, index, "the store moved during a snapshot");
-            let saved = storage.save_own_snapshot(meta, |out| kv.store.write_snapshot(index, out));
-            drop(kv);
-            let _ = done.send(saved.map(|saved| saved.then_some(index)));
+            // Whatever happens here must come back, or the node would defer entries forever: a
+            // panic (a bug) comes back as an invariant violation, which stops the member.
+            let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let saved = {
+                    let kv = kv.read().unwrap_or_else(|p| p.into_inner());
+                    debug_assert_eq!(kv.applied, index, "the store moved during a snapshot");
+                    storage.save_own_snapshot(meta, |out| kv.store.write_snapshot(index, out))?
+                };
+                // Without the store's lock: only the log is needed now.
+                if saved {
+                    storage.compact_log(index)?;
+                }
+                Ok::<_, StorageError>(saved.then_some(index))
+            }));
+            let saved = match saved {
+                Ok(saved) => saved.map_err(NodeError::from),
+                Err(panic) => Err(NodeError::Invariant(format!(
+                    "the snapshot at index {index} panicked: {}",
+                    panic_message(&*panic)
+                ))),
+            };
+            let _ = done.send(saved);
         });
     }
 
     fn on_snapshot_saved(
         &mut self,
-        saved: Result<Option<Index>, StorageError>,
+        saved: Result<Option<Index>, NodeError>,
     ) -> Result<(), NodeError> {
         self.snapshotting = false;
         // The entries committed meanwhile.
@@ -735,4 +752,13 @@ impl<E: ServerEngine> Node<E> {
             }
         });
     }
+}
+
+/// What a panic said, if it said it in a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

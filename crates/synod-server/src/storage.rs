@@ -294,9 +294,10 @@ impl MemberStorage {
     }
 
     /// Stores a snapshot this member took, its contents streamed by `write_data` into a
-    /// buffered writer (they are never all in memory), then drops the log segments it covers.
-    /// Returns false if a newer snapshot (installed from the leader meanwhile) made it
-    /// pointless.
+    /// buffered writer (they are never all in memory). Returns false if a newer snapshot
+    /// (installed from the leader meanwhile) made it pointless. The log it covers stays until
+    /// [`MemberStorage::compact_log`], which the caller runs once it no longer needs whatever
+    /// `write_data` read from (the node releases the store's read lock first).
     pub fn save_own_snapshot(
         &self,
         meta: SnapshotMeta,
@@ -331,9 +332,13 @@ impl MemberStorage {
             }
             sink.writer.finish()?;
         }
-        drop(store);
-        self.wal().compact(index)?;
         Ok(true)
+    }
+
+    /// Drops the log segments that the snapshot at `index` covers.
+    pub fn compact_log(&self, index: Index) -> Result<(), StorageError> {
+        self.wal().compact(index)?;
+        Ok(())
     }
 
     /// Where a snapshot streamed from the leader is staged.
@@ -547,7 +552,9 @@ impl std::io::Write for ChunkSink<'_> {
             Ok(()) => Ok(buf.len()),
             Err(failure) => {
                 let error = std::io::Error::other(failure.to_string());
-                self.failure = Some(failure);
+                // The first failure is the cause; a later write (the buffer's flush when it is
+                // dropped, say) only finds the writer already broken.
+                self.failure.get_or_insert(failure);
                 Err(error)
             }
         }

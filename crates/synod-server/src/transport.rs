@@ -342,8 +342,12 @@ async fn stream_snapshot<M: Serialize>(
 ) -> Result<(), String> {
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let (index, term) = (meta.index, meta.term);
-    let path = storage.snapshots().snapshot_path(index, term);
+    let storage = storage.clone();
     tokio::task::spawn_blocking(move || {
+        // The store's lock may be held for as long as a snapshot takes to write: take it here,
+        // off the runtime's threads.
+        let path = storage.snapshots().snapshot_path(index, term);
+        drop(storage);
         let fs = synod_storage::fs::RealFs;
         let mut reader = match SnapshotReader::open(&fs, path, index, term) {
             Ok(reader) => reader,
