@@ -772,3 +772,75 @@ fn a_snapshot_whose_key_count_its_bytes_cannot_hold_is_refused() {
     let error = with_count(left / 18);
     assert!(!error.contains("key count beyond"), "{error}");
 }
+
+#[test]
+fn the_map_is_rebuilt_only_after_enough_keys_came_or_went() {
+    let min = MvccStore::RESHAPED_MIN as usize;
+    // Bulk loads call the store directly: this file's `apply` checks the whole store each time.
+    let mut store = MvccStore::new();
+    for i in 0..min - 1 {
+        store
+            .apply(&Command::Put(put(&format!("k{i:06}"), "v")))
+            .unwrap();
+    }
+    // Fewer new keys than the minimum: not worth a pass.
+    assert!(!store.shrink_if_reshaped());
+    apply(&mut store, Command::Put(put("k999999", "v"))).unwrap();
+    let before = store.clone();
+    assert!(store.shrink_if_reshaped());
+    assert_eq!(store, before);
+    store.check().unwrap();
+    // Overwriting and deleting keys (a tombstone is a new version) changes no shape.
+    for i in 0..min {
+        store
+            .apply(&Command::Put(put(&format!("k{i:06}"), "w")))
+            .unwrap();
+    }
+    apply(&mut store, Command::DeleteRange(delete("k", "l"))).unwrap();
+    assert!(!store.shrink_if_reshaped());
+    // Compaction drops the deleted keys from the map: that reshapes it.
+    let revision = store.revision();
+    apply(
+        &mut store,
+        Command::Compact {
+            revision,
+            physical: false,
+        },
+    )
+    .unwrap();
+    let before = store.clone();
+    assert!(store.shrink_if_reshaped());
+    assert_eq!(store, before);
+    assert!(!store.shrink_if_reshaped());
+    // Past the minimum, an eighth of the keys: 8,192 keys take 1,024 new ones.
+    for i in 0..8 * min - 1 {
+        store
+            .apply(&Command::Put(put(&format!("a{i:06}"), "v")))
+            .unwrap();
+    }
+    assert!(store.shrink_if_reshaped());
+    for i in 0..min - 1 {
+        store
+            .apply(&Command::Put(put(&format!("b{i:06}"), "v")))
+            .unwrap();
+    }
+    assert!(!store.shrink_if_reshaped(), "1,023 new keys in 9,214");
+    for i in 0..100 {
+        store
+            .apply(&Command::Put(put(&format!("c{i:06}"), "v")))
+            .unwrap();
+    }
+    assert!(
+        !store.shrink_if_reshaped(),
+        "1,123 new keys in 9,314: fewer than an eighth"
+    );
+    for i in 0..100 {
+        store
+            .apply(&Command::Put(put(&format!("d{i:06}"), "v")))
+            .unwrap();
+    }
+    assert!(
+        store.shrink_if_reshaped(),
+        "1,223 new keys in 9,414: more than an eighth"
+    );
+}
