@@ -65,6 +65,12 @@ fn apply(store: &mut MvccStore, command: Command) -> Result<Response, KvError> {
     response
 }
 
+/// Compacts `store` at its current revision.
+fn compact_to_current(store: &mut MvccStore, physical: bool) {
+    let revision = store.revision();
+    apply(store, Command::Compact { revision, physical }).unwrap();
+}
+
 // -------------------------------------------------------------------------------------------
 // Applying.
 
@@ -290,28 +296,12 @@ fn size_grows_with_every_revision_and_shrinks_on_compaction() {
     let with_txn = 5 * overhead + 8 + 5 + 3 + 2 + 3;
     assert_eq!(store.size_bytes(), with_txn);
     // Compacting past the deletion forgets the key's whole history.
-    let revision = store.revision();
-    apply(
-        &mut store,
-        Command::Compact {
-            revision,
-            physical: false,
-        },
-    )
-    .unwrap();
+    compact_to_current(&mut store, false);
     assert_eq!(store.size_bytes(), 2 * overhead + 2 + 3);
     // Deleting everything and compacting empties the store.
     apply(&mut store, Command::DeleteRange(delete("\0", "\0"))).unwrap();
     assert!(store.size_bytes() > 2 * overhead + 5);
-    let revision = store.revision();
-    apply(
-        &mut store,
-        Command::Compact {
-            revision,
-            physical: true,
-        },
-    )
-    .unwrap();
+    compact_to_current(&mut store, true);
     assert_eq!(store.size_bytes(), 0);
 }
 
@@ -799,15 +789,7 @@ fn the_map_is_rebuilt_only_after_enough_keys_came_or_went() {
     apply(&mut store, Command::DeleteRange(delete("k", "l"))).unwrap();
     assert!(!store.shrink_if_reshaped());
     // Compaction drops the deleted keys from the map: that reshapes it.
-    let revision = store.revision();
-    apply(
-        &mut store,
-        Command::Compact {
-            revision,
-            physical: false,
-        },
-    )
-    .unwrap();
+    compact_to_current(&mut store, false);
     let before = store.clone();
     assert!(store.shrink_if_reshaped());
     assert_eq!(store, before);
