@@ -25,6 +25,6 @@ pub mod types;
 
 pub use command::{Command, CommandEnvelope, Response};
 pub use error::{GrpcCode, KvError};
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotCursor, SnapshotError};
 pub use store::{MAX_TXN_DEPTH, MAX_TXN_OPS, MvccStore, REVISION_OVERHEAD_BYTES};
 pub use types::*;

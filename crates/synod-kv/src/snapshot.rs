@@ -21,11 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::ops::Bound;
 
 use thiserror::Error;
 
 use crate::history::{History, Version};
 use crate::store::MvccStore;
+use crate::types::Revision;
 
 const MAGIC: &[u8; 8] = b"SYNKV002";
 
@@ -38,6 +40,31 @@ const MAX_RESERVED_KEYS: usize = 1 << 16;
 
 /// How many versions of one key it reserves room for before it has read them.
 const MAX_RESERVED_VERSIONS: usize = 1 << 10;
+
+/// Where a snapshot being written a chunk at a time has got to (see
+/// [`MvccStore::begin_snapshot`]).
+#[derive(Debug)]
+pub struct SnapshotCursor {
+    applied_index: u64,
+    /// The revision the snapshot shows; later versions are left out.
+    revision: Revision,
+    /// The store's compacted revision when the snapshot began, which must not move.
+    compacted: Revision,
+    size_bytes: u64,
+    /// The keys the snapshot holds (the header says so before they are written).
+    keys: u64,
+    keys_written: u64,
+    /// The last key written: the next chunk starts after it. `None` before the first chunk.
+    after: Option<Box<[u8]>>,
+    done: bool,
+}
+
+impl SnapshotCursor {
+    /// The revision the snapshot shows.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+}
 
 /// Why snapshot bytes could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -148,16 +175,80 @@ impl MvccStore {
         applied_index: u64,
         out: &mut (impl Write + ?Sized),
     ) -> io::Result<()> {
-        out.write_all(MAGIC)?;
-        out.write_all(&applied_index.to_le_bytes())?;
-        out.write_all(&self.current.to_le_bytes())?;
-        out.write_all(&self.compacted.to_le_bytes())?;
-        out.write_all(&self.size_bytes.to_le_bytes())?;
-        out.write_all(&(self.keys.len() as u64).to_le_bytes())?;
-        for (key, versions) in &self.keys {
+        let mut cursor = self.begin_snapshot(applied_index);
+        while !self.write_snapshot_chunk(&mut cursor, out, usize::MAX)? {}
+        Ok(())
+    }
+
+    /// Starts a snapshot of the store as it is now, to be written a chunk at a time by
+    /// [`MvccStore::write_snapshot_chunk`] while the store goes on taking writes in between.
+    ///
+    /// The snapshot shows the store at its current revision: a later write only adds
+    /// versions of later revisions (and keys that have no earlier ones), which the chunks
+    /// leave out. A compaction removes versions, so none may run until the snapshot is
+    /// written; nor may the store be replaced. A chunk refuses to go on if either happened.
+    pub fn begin_snapshot(&self, applied_index: u64) -> SnapshotCursor {
+        SnapshotCursor {
+            applied_index,
+            revision: self.current,
+            compacted: self.compacted,
+            size_bytes: self.size_bytes,
+            keys: self.keys.len() as u64,
+            keys_written: 0,
+            after: None,
+            done: false,
+        }
+    }
+
+    /// Writes the next piece of the snapshot `cursor` began (the header first), stopping at
+    /// the first key boundary after about `max_bytes`. Returns whether the snapshot is now
+    /// complete. Fails if `out` does, or if the store was compacted or replaced since the
+    /// snapshot began (its bytes would then not be one store's).
+    pub fn write_snapshot_chunk(
+        &self,
+        cursor: &mut SnapshotCursor,
+        out: &mut (impl Write + ?Sized),
+        max_bytes: usize,
+    ) -> io::Result<bool> {
+        if cursor.done {
+            return Ok(true);
+        }
+        if self.compacted != cursor.compacted || self.current < cursor.revision {
+            return Err(io::Error::other(format!(
+                "the store changed under a snapshot of revision {}: compacted at {} (was {}), \
+                 current revision {}",
+                cursor.revision, self.compacted, cursor.compacted, self.current
+            )));
+        }
+        let mut written = 0;
+        let keys = match &cursor.after {
+            None => {
+                out.write_all(MAGIC)?;
+                out.write_all(&cursor.applied_index.to_le_bytes())?;
+                out.write_all(&cursor.revision.to_le_bytes())?;
+                out.write_all(&cursor.compacted.to_le_bytes())?;
+                out.write_all(&cursor.size_bytes.to_le_bytes())?;
+                out.write_all(&cursor.keys.to_le_bytes())?;
+                self.keys.range::<[u8], _>(..)
+            }
+            Some(after) => self
+                .keys
+                .range::<[u8], _>((Bound::Excluded(&**after), Bound::Unbounded)),
+        };
+        for (key, versions) in keys {
+            // Versions are in revision order: those the snapshot shows come first. A key
+            // with none was created after the snapshot began.
+            let shown = versions
+                .iter()
+                .take_while(|v| v.revision <= cursor.revision)
+                .count();
+            if shown == 0 {
+                continue;
+            }
             put_bytes(out, key)?;
-            out.write_all(&(versions.len() as u32).to_le_bytes())?;
-            for version in versions.iter() {
+            out.write_all(&(shown as u32).to_le_bytes())?;
+            written += 8 + key.len();
+            for version in &versions[..shown] {
                 out.write_all(&version.revision.to_le_bytes())?;
                 match version.value() {
                     None => out.write_all(&[0])?,
@@ -167,11 +258,25 @@ impl MvccStore {
                             out.write_all(&field.to_le_bytes())?;
                         }
                         put_bytes(out, value)?;
+                        written += 28 + value.len();
                     }
                 }
+                written += 9;
+            }
+            cursor.keys_written += 1;
+            if written >= max_bytes {
+                cursor.after = Some(key.clone());
+                return Ok(false);
             }
         }
-        Ok(())
+        cursor.done = true;
+        if cursor.keys_written != cursor.keys {
+            return Err(io::Error::other(format!(
+                "a snapshot of {} keys wrote {}: keys were removed while it was written",
+                cursor.keys, cursor.keys_written
+            )));
+        }
+        Ok(true)
     }
 
     /// The length of [`MvccStore::snapshot`]'s bytes: the table in the

@@ -141,3 +141,112 @@ proptest! {
         }
     }
 }
+
+/// Applies `op` to `store` as a client would, ignoring its outcome (a compaction may be
+/// refused).
+fn apply(store: &mut MvccStore, op: &Op) {
+    match *op {
+        Op::Put(k, v) => {
+            let put = PutRequest {
+                key: key(k),
+                value: Bytes::from(vec![v; 1 + usize::from(v % 64)]),
+                ..PutRequest::default()
+            };
+            store.put(&put).unwrap();
+        }
+        Op::Delete(k, n) => {
+            let range_end = if n == 0 {
+                Bytes::new()
+            } else {
+                Bytes::from(vec![b'k', b'0' + k + n])
+            };
+            let delete = DeleteRangeRequest {
+                key: key(k),
+                range_end,
+                prev_kv: false,
+            };
+            store.delete_range(&delete).unwrap();
+        }
+        Op::Compact(at) => {
+            let at = 1 + i64::from(at) % store.revision().max(1);
+            let _ = store.compact(at);
+        }
+    }
+}
+
+/// Writes that are not compactions, for between a snapshot's chunks.
+fn write() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..12, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => (0u8..12, 0u8..4).prop_map(|(k, n)| Op::Delete(k, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The node writes a snapshot a chunk at a time under the store's read lock and applies
+    /// writes in between: the snapshot must still be the store as it was when it began.
+    #[test]
+    fn a_snapshot_written_in_chunks_between_writes_is_the_store_at_its_start(
+        before in proptest::collection::vec(op(), 0..40),
+        between in proptest::collection::vec(
+            (proptest::collection::vec(write(), 0..6), 1usize..200),
+            1..40,
+        ),
+    ) {
+        let mut store = MvccStore::new();
+        for op in &before {
+            apply(&mut store, op);
+        }
+        let at_start = store.clone();
+        let mut cursor = store.begin_snapshot(42);
+        prop_assert_eq!(cursor.revision(), store.revision());
+        let mut bytes = Vec::new();
+        let mut chunks = between.iter().cycle();
+        let mut done = false;
+        // Each chunk writes at least one key, so as many chunks as keys (and one for the
+        // header alone, if there are none) finish it.
+        for _ in 0..=at_start.snapshot().len() {
+            let (writes, max_bytes) = chunks.next().unwrap();
+            for op in writes {
+                apply(&mut store, op);
+            }
+            if store.write_snapshot_chunk(&mut cursor, &mut bytes, *max_bytes).unwrap() {
+                done = true;
+                break;
+            }
+        }
+        prop_assert!(done, "the snapshot never finished");
+        prop_assert_eq!(&bytes, &at_start.snapshot_with_applied_index(42));
+        let (restored, applied) = MvccStore::restore_with_applied_index(&bytes).unwrap();
+        prop_assert_eq!(applied, 42);
+        prop_assert_eq!(&restored, &at_start);
+        // A finished cursor writes nothing more.
+        prop_assert!(store.write_snapshot_chunk(&mut cursor, &mut bytes, 1).unwrap());
+        prop_assert_eq!(&bytes, &at_start.snapshot_with_applied_index(42));
+    }
+}
+
+#[test]
+fn a_compaction_between_a_snapshots_chunks_stops_it() {
+    let mut store = MvccStore::new();
+    for (k, v) in [(0, 1), (1, 2), (0, 3), (2, 4), (1, 5)] {
+        apply(&mut store, &Op::Put(k, v));
+    }
+    let mut cursor = store.begin_snapshot(7);
+    let mut bytes = Vec::new();
+    assert!(
+        !store
+            .write_snapshot_chunk(&mut cursor, &mut bytes, 1)
+            .unwrap()
+    );
+    store.compact(store.revision()).unwrap();
+    let error = store
+        .write_snapshot_chunk(&mut cursor, &mut bytes, 1)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("changed under a snapshot"),
+        "{error}"
+    );
+}

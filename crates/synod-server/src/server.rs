@@ -77,6 +77,9 @@ pub struct Member {
     node: JoinHandle<Result<(), NodeError>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     handle: NodeHandle,
+    /// The member's storage, which holds the data directory's lock until the last of the
+    /// tasks and threads that share it lets go.
+    storage: std::sync::Weak<MemberStorage>,
     /// This member's id.
     pub id: NodeId,
     /// The client addresses it listens on (useful with port 0).
@@ -96,7 +99,9 @@ impl Member {
         &self.handle
     }
 
-    /// Waits until the member has stopped (after [`Stopper::stop`], or a fatal error).
+    /// Waits until the member has stopped (after [`Stopper::stop`], or a fatal error) and,
+    /// unless a task of it panicked, until its data directory is free again, so that a member
+    /// may be started on it anew in this process.
     pub async fn wait(self) -> Result<(), ServerError> {
         let result = self.node.await;
         // Whatever ended the node (a stop, a failure, a panic), the servers go with it.
@@ -109,10 +114,28 @@ impl Member {
                 Err(e) => tracing::warn!(error = %e, "client server task failed"),
             }
         }
+        // The peer tasks and the persister thread end on their own once the node has; the
+        // data directory is free when the last of them has dropped the storage.
+        let deadline = tokio::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
+        while self.storage.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "the member's storage is still in use {STORAGE_RELEASE_TIMEOUT:?} after it \
+                     stopped; its data directory stays locked until it is let go"
+                );
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         result?;
         Ok(())
     }
 }
+
+/// How long [`Member::wait`] waits for the member's tasks and threads to let go of its
+/// storage once it has stopped (they hold it for a moment at most: a peer connection's next
+/// poll, the persister's last round).
+const STORAGE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Starts a member with `settings` and returns once it listens.
 pub async fn start(settings: Settings) -> Result<Member, ServerError> {
@@ -235,6 +258,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         inbound_tx,
         stop_rx.clone(),
     ));
+    let storage_weak = Arc::downgrade(&storage);
     let (node, handle, requests) = Node::new(
         engine,
         KvState {
@@ -273,6 +297,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         node,
         servers,
         handle,
+        storage: storage_weak,
         id: me.id,
         client_addrs,
         peer_addr,

@@ -97,6 +97,10 @@ pub const DEFAULT_KEEP: usize = 2;
 /// The chunk size open uses to verify a snapshot's CRC.
 const VERIFY_CHUNK_LEN: usize = 1 << 20;
 
+/// A snapshot being written is synced every this many bytes, so that its dirty pages never
+/// queue more than this ahead of the log's own syncs on a shared disk (issue 7).
+const SYNC_EVERY_BYTES: u64 = 4 << 20;
+
 const _: () = assert!(HEADER_LEN == (MAGIC.len() + 4 + 4) as u64);
 const _: () = assert!(TRAILER_LEN == 8 + 4);
 
@@ -417,6 +421,7 @@ impl<F: Fs> SnapshotStore<F> {
             content_len: 0,
             crc: 0,
             failed: false,
+            unsynced: 0,
         };
         writer.append(&head)?;
         Ok(writer)
@@ -528,6 +533,8 @@ pub struct SnapshotWriter<'a, F: Fs> {
     crc: u32,
     /// Set when a write failed: the file then holds bytes of unknown extent.
     failed: bool,
+    /// Content bytes written since the file was last synced.
+    unsynced: u64,
 }
 
 impl<F: Fs> SnapshotWriter<'_, F> {
@@ -550,6 +557,18 @@ impl<F: Fs> SnapshotWriter<'_, F> {
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), SnapshotError> {
         self.append(chunk)?;
         self.content_len += chunk.len() as u64;
+        self.unsynced += chunk.len() as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.unsynced = 0;
+            if let Err(source) = self.file.sync_data() {
+                // As at the end: never retried, the file is useless.
+                self.failed = true;
+                return Err(SnapshotError::Sync {
+                    path: self.tmp_path.clone(),
+                    source,
+                });
+            }
+        }
         Ok(())
     }
 

@@ -362,6 +362,34 @@ fn a_failed_directory_sync_after_the_snapshot_rename_does_not_report_it_stored()
 }
 
 #[test]
+fn a_failed_sync_while_a_large_snapshot_is_written_fails_it_and_keeps_the_old_one() {
+    const SNAPSHOTS: &str = "/member/snap";
+    let fs = FaultFs::new();
+    let mut store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
+    store_snapshot(&mut store, meta(10, 1), b"ten").expect("stores");
+    // A large snapshot is synced as it goes (every few MiB): the first of those syncs fails.
+    fs.fail_next_sync();
+    let mut writer = store.begin(meta(20, 2)).expect("begins");
+    let chunk = vec![7u8; 1 << 20];
+    let error = (0..64)
+        .find_map(|_| writer.write_chunk(&chunk).err())
+        .expect("a sync within 64 MiB fails");
+    assert!(
+        matches!(&error, SnapshotError::Sync { source, .. } if source.raw_os_error() == Some(5)),
+        "{error}"
+    );
+    // Never retried: the writer refuses more, and cannot finish.
+    assert!(writer.write_chunk(b"more").is_err());
+    assert!(writer.finish().is_err());
+    assert_eq!(store.snapshots(), &[meta(10, 1)]);
+    drop(store);
+    fs.crash();
+    let store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
+    assert_eq!(store.snapshots(), &[meta(10, 1)]);
+    assert_eq!(store.read_all(10).unwrap(), b"ten");
+}
+
+#[test]
 fn a_snapshot_whose_rename_was_not_synced_is_verified_like_any_other_at_the_next_open() {
     const SNAPSHOTS: &str = "/member/snap";
     let fs = FaultFs::new();
