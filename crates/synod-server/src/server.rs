@@ -77,9 +77,9 @@ pub struct Member {
     node: JoinHandle<Result<(), NodeError>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     handle: NodeHandle,
-    /// The member's storage, which holds the data directory's lock until the last of the
-    /// tasks and threads that share it lets go.
-    storage: std::sync::Weak<MemberStorage>,
+    /// Resolves when the last of the tasks and threads that share the member's storage has
+    /// let go of it, and with it the data directory's lock.
+    released: Option<tokio::sync::oneshot::Receiver<()>>,
     /// This member's id.
     pub id: NodeId,
     /// The client addresses it listens on (useful with port 0).
@@ -116,16 +116,15 @@ impl Member {
         }
         // The peer tasks and the persister thread end on their own once the node has; the
         // data directory is free when the last of them has dropped the storage.
-        let deadline = tokio::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
-        while self.storage.strong_count() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    "the member's storage is still in use {STORAGE_RELEASE_TIMEOUT:?} after it \
-                     stopped; its data directory stays locked until it is let go"
-                );
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        if let Some(released) = self.released
+            && tokio::time::timeout(STORAGE_RELEASE_TIMEOUT, released)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "the member's storage is still in use {STORAGE_RELEASE_TIMEOUT:?} after it \
+                 stopped; its data directory stays locked until it is let go"
+            );
         }
         result?;
         Ok(())
@@ -258,7 +257,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         inbound_tx,
         stop_rx.clone(),
     ));
-    let storage_weak = Arc::downgrade(&storage);
+    let released = storage.release_signal();
     let (node, handle, requests) = Node::new(
         engine,
         KvState {
@@ -297,7 +296,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         node,
         servers,
         handle,
-        storage: storage_weak,
+        released,
         id: me.id,
         client_addrs,
         peer_addr,

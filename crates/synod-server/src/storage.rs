@@ -137,6 +137,10 @@ pub struct MemberStorage {
     dir: PathBuf,
     incoming: PathBuf,
     _lock: File,
+    /// Dropped after every field above (fields drop in order), the lock file included: its
+    /// receiver then learns that the data directory is free.
+    _released: tokio::sync::oneshot::Sender<()>,
+    released: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for MemberStorage {
@@ -266,12 +270,15 @@ impl MemberStorage {
                 })?),
                 None => None,
             };
+        let (released_tx, released_rx) = tokio::sync::oneshot::channel();
         let storage = Arc::new(MemberStorage {
             wal: Mutex::new(wal),
             snapshots: Mutex::new(snapshots),
             dir: data_dir.to_path_buf(),
             incoming,
             _lock: lock,
+            _released: released_tx,
+            released: Mutex::new(Some(released_rx)),
         });
         Ok((
             storage,
@@ -333,6 +340,15 @@ impl MemberStorage {
             sink.writer.finish()?;
         }
         Ok(true)
+    }
+
+    /// Resolves once this storage has been dropped, its files closed and the data
+    /// directory's lock released. Only the first call gets it.
+    pub fn release_signal(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Drops the log segments that the snapshot at `index` covers.

@@ -11,6 +11,8 @@ use synod_kv::command::Command;
 use synod_kv::{DeleteRangeRequest, MvccStore, PutRequest};
 use synod_server::settings::{EngineKind, Settings, parse_initial_cluster};
 
+mod common;
+
 const WRITERS: u64 = 16;
 const WRITES_PER_WRITER: u64 = 150;
 const KEYS: u64 = 500;
@@ -18,27 +20,14 @@ const VALUE_BYTES: usize = 4096;
 /// The whole test's bound (it takes a second or two).
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// A one-member cluster that snapshots every 150 entries.
 fn settings(dir: &std::path::Path, engine: EngineKind) -> Settings {
-    let peer = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    Settings {
-        name: "a".into(),
-        data_dir: dir.join("a"),
-        listen_client: vec!["127.0.0.1:0".parse().unwrap()],
-        advertise_client_urls: vec!["http://127.0.0.1:1".into()],
-        listen_peer: peer,
-        initial_cluster: parse_initial_cluster(&format!("a=http://{peer}")).unwrap(),
-        initial_cluster_state_new: true,
-        cluster_token: "token-1".into(),
-        heartbeat_interval: Duration::from_millis(10),
-        election_timeout: Duration::from_millis(100),
-        snapshot_count: 150,
-        quota_backend_bytes: 1 << 30,
-        max_request_bytes: 1 << 20,
-        engine,
-    }
+    let mut settings = common::settings(dir, Duration::from_millis(10), Duration::from_millis(100));
+    settings.initial_cluster =
+        parse_initial_cluster(&format!("a=http://{}", settings.listen_peer)).unwrap();
+    settings.snapshot_count = 150;
+    settings.engine = engine;
+    settings
 }
 
 fn key(k: u64) -> Bytes {

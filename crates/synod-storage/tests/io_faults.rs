@@ -336,12 +336,28 @@ fn store_snapshot(
     writer.finish()
 }
 
-#[test]
-fn a_failed_directory_sync_after_the_snapshot_rename_does_not_report_it_stored() {
-    const SNAPSHOTS: &str = "/member/snap";
+const SNAPSHOTS: &str = "/member/snap";
+
+/// A snapshot store on a fresh file system, holding one snapshot: "ten" at index 10.
+fn store_holding_ten() -> (FaultFs, SnapshotStore<FaultFs>) {
     let fs = FaultFs::new();
     let mut store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
     store_snapshot(&mut store, meta(10, 1), b"ten").expect("stores");
+    (fs, store)
+}
+
+/// After a power loss, the store holds the snapshot at index 10 and nothing else.
+fn assert_only_ten_survives_a_crash(fs: &FaultFs) {
+    fs.crash();
+    let store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
+    assert_eq!(store.snapshots(), &[meta(10, 1)]);
+    assert_eq!(store.read_all(10).unwrap(), b"ten");
+    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+}
+
+#[test]
+fn a_failed_directory_sync_after_the_snapshot_rename_does_not_report_it_stored() {
+    let (fs, mut store) = store_holding_ten();
     fs.fail_next_sync_dir();
     let error = store_snapshot(&mut store, meta(20, 2), b"twenty, from the leader")
         .expect_err("the directory sync fails");
@@ -352,21 +368,13 @@ fn a_failed_directory_sync_after_the_snapshot_rename_does_not_report_it_stored()
     assert_eq!(store.newest(), Some(&meta(10, 1)));
     assert_eq!(store.snapshots(), &[meta(10, 1)]);
     drop(store);
-
     // The rename was not durable: after a power loss only the old snapshot is there.
-    fs.crash();
-    let store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
-    assert_eq!(store.snapshots(), &[meta(10, 1)]);
-    assert_eq!(store.read_all(10).unwrap(), b"ten");
-    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+    assert_only_ten_survives_a_crash(&fs);
 }
 
 #[test]
 fn a_failed_sync_while_a_large_snapshot_is_written_fails_it_and_keeps_the_old_one() {
-    const SNAPSHOTS: &str = "/member/snap";
-    let fs = FaultFs::new();
-    let mut store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
-    store_snapshot(&mut store, meta(10, 1), b"ten").expect("stores");
+    let (fs, mut store) = store_holding_ten();
     // A large snapshot is synced as it goes (every few MiB): the first of those syncs fails.
     fs.fail_next_sync();
     let mut writer = store.begin(meta(20, 2)).expect("begins");
@@ -383,18 +391,12 @@ fn a_failed_sync_while_a_large_snapshot_is_written_fails_it_and_keeps_the_old_on
     assert!(writer.finish().is_err());
     assert_eq!(store.snapshots(), &[meta(10, 1)]);
     drop(store);
-    fs.crash();
-    let store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
-    assert_eq!(store.snapshots(), &[meta(10, 1)]);
-    assert_eq!(store.read_all(10).unwrap(), b"ten");
+    assert_only_ten_survives_a_crash(&fs);
 }
 
 #[test]
 fn a_snapshot_whose_rename_was_not_synced_is_verified_like_any_other_at_the_next_open() {
-    const SNAPSHOTS: &str = "/member/snap";
-    let fs = FaultFs::new();
-    let mut store = SnapshotStore::open(fs.clone(), SNAPSHOTS.into(), 2).expect("opens");
-    store_snapshot(&mut store, meta(10, 1), b"ten").expect("stores");
+    let (fs, mut store) = store_holding_ten();
     fs.fail_next_sync_dir();
     assert!(store_snapshot(&mut store, meta(20, 2), b"twenty").is_err());
     drop(store);

@@ -1,4 +1,4 @@
-//! Helpers shared by the peer-transport tests.
+//! Helpers shared by the in-process member tests.
 
 #![allow(dead_code)] // each test file uses its own subset
 
