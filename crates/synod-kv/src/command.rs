@@ -54,8 +54,10 @@ pub enum Command {
     Compact {
         /// The revision to compact to.
         revision: Revision,
-        /// etcd answers a physical compaction only once the space is reclaimed; this store
-        /// reclaims it at once, so both kinds behave the same.
+        /// etcd answers a physical compaction only once the space is reclaimed. This store
+        /// stops counting the space at once, and removes what it held then too, unless a
+        /// snapshot is being written (see [`MvccStore::apply_deferring_removal`]): then only
+        /// once the snapshot is on disk. Both kinds are answered at once.
         physical: bool,
     },
 }
@@ -176,6 +178,17 @@ impl MvccStore {
     /// Applies a committed command. A refused command changes nothing and answers etcd's
     /// error; either way every member that applies it answers the same.
     pub fn apply(&mut self, command: &Command) -> Result<Response, KvError> {
+        self.apply_with(command, false)
+    }
+
+    /// [`MvccStore::apply`], except that a compaction leaves the history it forgets in place
+    /// until [`MvccStore::remove_compacted`] (see [`MvccStore::compact_deferring_removal`]):
+    /// for a store a snapshot is being written from. It answers exactly as `apply` would.
+    pub fn apply_deferring_removal(&mut self, command: &Command) -> Result<Response, KvError> {
+        self.apply_with(command, true)
+    }
+
+    fn apply_with(&mut self, command: &Command, defer_removal: bool) -> Result<Response, KvError> {
         let response = match command {
             Command::Put(put) => Response::Put(self.put(put)?),
             Command::DeleteRange(delete) => Response::DeleteRange(self.delete_range(delete)?),
@@ -184,7 +197,11 @@ impl MvccStore {
                 revision,
                 physical: _,
             } => {
-                self.compact(*revision)?;
+                if defer_removal {
+                    self.compact_deferring_removal(*revision)?;
+                } else {
+                    self.compact(*revision)?;
+                }
                 Response::Compact {
                     revision: self.revision(),
                 }
@@ -197,7 +214,8 @@ impl MvccStore {
     /// etcd's space quota (`BackendQuota.Available`): a command that adds data is refused
     /// with [`KvError::NoSpace`] unless the store stays under `quota_bytes` after it; one that
     /// adds none (a delete, a compaction, a read-only transaction) always passes, so that
-    /// space can be reclaimed. The server checks this before proposing.
+    /// space can be reclaimed (a compaction's counts at once, even while the history it
+    /// forgets waits to be removed). The server checks this before proposing.
     pub fn check_quota(&self, command: &Command, quota_bytes: u64) -> Result<(), KvError> {
         let cost = command.cost_bytes();
         if cost == 0 || self.size_bytes().saturating_add(cost) < quota_bytes {

@@ -48,8 +48,13 @@ pub struct SnapshotCursor {
     applied_index: u64,
     /// The revision the snapshot shows; later versions are left out.
     revision: Revision,
-    /// The store's compacted revision when the snapshot began, which must not move.
+    /// The store's compacted revision when the snapshot began.
     compacted: Revision,
+    /// Whether compacted history waited to be removed when the snapshot began: it cannot be
+    /// written then (the format has no room for history kept past the compacted revision).
+    removal_pending: bool,
+    /// Up to where history was removed when the snapshot began, which must not move.
+    removed: Revision,
     size_bytes: u64,
     /// The keys the snapshot holds (the header says so before they are written).
     keys: u64,
@@ -158,6 +163,12 @@ impl MvccStore {
 
     /// The whole store as bytes, with the log index of the last command applied to it.
     pub fn snapshot_with_applied_index(&self, applied_index: u64) -> Vec<u8> {
+        if self.removal_pending() {
+            // Only a copy can have it removed; the bytes are those of the store with it gone.
+            let mut copy = self.clone();
+            copy.remove_compacted();
+            return copy.snapshot_with_applied_index(applied_index);
+        }
         // Sized exactly before it is written: a vector left to grow would hold up to twice the
         // store's size while it exists, and copy it on the way.
         let mut out = Vec::with_capacity(self.snapshot_len());
@@ -175,6 +186,11 @@ impl MvccStore {
         applied_index: u64,
         out: &mut (impl Write + ?Sized),
     ) -> io::Result<()> {
+        if self.removal_pending() {
+            let mut copy = self.clone();
+            copy.remove_compacted();
+            return copy.write_snapshot(applied_index, out);
+        }
         let mut cursor = self.begin_snapshot(applied_index);
         while !self.write_snapshot_chunk(&mut cursor, out, usize::MAX)? {}
         Ok(())
@@ -185,13 +201,17 @@ impl MvccStore {
     ///
     /// The snapshot shows the store at its current revision: a later write only adds
     /// versions of later revisions (and keys that have no earlier ones), which the chunks
-    /// leave out. A compaction removes versions, so none may run until the snapshot is
-    /// written; nor may the store be replaced. A chunk refuses to go on if either happened.
+    /// leave out. Compacted history must not be removed until the snapshot is written (a
+    /// compaction meanwhile must be [`MvccStore::compact_deferring_removal`]), nor the store
+    /// replaced; and none may wait to be removed when the snapshot begins. A chunk refuses to
+    /// go on if any of these happened.
     pub fn begin_snapshot(&self, applied_index: u64) -> SnapshotCursor {
         SnapshotCursor {
             applied_index,
             revision: self.current,
             compacted: self.compacted,
+            removal_pending: self.removal_pending(),
+            removed: self.removed,
             size_bytes: self.size_bytes,
             keys: self.keys.len() as u64,
             keys_written: 0,
@@ -202,8 +222,9 @@ impl MvccStore {
 
     /// Writes the next piece of the snapshot `cursor` began (the header first), stopping at
     /// the first key boundary after about `max_bytes`. Returns whether the snapshot is now
-    /// complete. Fails if `out` does, or if the store was compacted or replaced since the
-    /// snapshot began (its bytes would then not be one store's).
+    /// complete. Fails if `out` does, or if compacted history was removed or the store
+    /// replaced since the snapshot began (its bytes would then not be one store's), or if
+    /// removed history waited to be removed when it began.
     pub fn write_snapshot_chunk(
         &self,
         cursor: &mut SnapshotCursor,
@@ -213,11 +234,18 @@ impl MvccStore {
         if cursor.done {
             return Ok(true);
         }
-        if self.compacted != cursor.compacted || self.current < cursor.revision {
+        if cursor.removal_pending {
             return Err(io::Error::other(format!(
-                "the store changed under a snapshot of revision {}: compacted at {} (was {}), \
-                 current revision {}",
-                cursor.revision, self.compacted, cursor.compacted, self.current
+                "a snapshot of revision {} began while history compacted at {} waited to be \
+                 removed",
+                cursor.revision, cursor.compacted
+            )));
+        }
+        if self.removed != cursor.removed || self.current < cursor.revision {
+            return Err(io::Error::other(format!(
+                "the store changed under a snapshot of revision {}: history removed up to {} \
+                 (was {}), current revision {}",
+                cursor.revision, self.removed, cursor.removed, self.current
             )));
         }
         let mut written = 0;
@@ -324,6 +352,7 @@ impl MvccStore {
         let mut store = MvccStore::new();
         store.current = reader.i64()?;
         store.compacted = reader.i64()?;
+        store.removed = store.compacted;
         // Checked against the versions by `check` below.
         store.size_bytes = reader.u64()?;
         let keys = reader.u64()?;

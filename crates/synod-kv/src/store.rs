@@ -10,17 +10,22 @@
 //! - each key's versions are in strictly increasing revision order, all at or below `current`;
 //! - a live version's `create_revision` is at or below its revision (its `mod_revision`), and
 //!   its `version` counts the puts since the key was created;
-//! - after compaction at `c`, no key's oldest version is a tombstone at or below `c`, and no key
-//!   keeps two versions at or below `c`;
+//! - `removed <= compacted`: history compacted away but not yet removed (see
+//!   [`MvccStore::compact_deferring_removal`]) stays stored, unreadable;
+//! - after history is removed up to `r`, no key's oldest version is a tombstone at or below
+//!   `r`, and no key keeps two versions at or below `r`;
 //! - no key is empty, and each key's history has one representation (see `history.rs`);
-//! - `size_bytes` is the sum of [`MvccStore::version_size_bytes`] over every stored version.
+//! - `size_bytes` is the sum of [`MvccStore::version_size_bytes`] over every stored version,
+//!   and `unremoved_bytes` over those compacted but not yet removed.
 //!
 //! # Space accounting
 //!
 //! etcd refuses writes once its database reaches a quota. This store estimates its size as
 //! every stored version's key and value bytes plus [`REVISION_OVERHEAD_BYTES`], kept up to date
 //! on every write and compaction so that reading it is O(1). A put adds one version, a delete
-//! one tombstone per deleted key, and compaction removes the versions it forgets.
+//! one tombstone per deleted key, and compaction removes the versions it forgets. Versions a
+//! compaction forgot but left in place for a while no longer count: the quota sees the same
+//! size whether or not they are still stored.
 //!
 //! What the store takes in memory is another matter: see `history.rs`.
 
@@ -61,10 +66,16 @@ pub const REVISION_OVERHEAD_BYTES: u64 = 256;
 pub struct MvccStore {
     pub(crate) current: Revision,
     pub(crate) compacted: Revision,
+    /// The revision up to which compacted history has been removed from `keys`: `compacted`,
+    /// unless a removal waits (see [`MvccStore::compact_deferring_removal`]).
+    pub(crate) removed: Revision,
     /// Each key once, with its history. Invariant: no key is empty.
     pub(crate) keys: BTreeMap<Box<[u8]>, History>,
     /// Invariant: the sum of `version_size_bytes` over every stored version.
     pub(crate) size_bytes: u64,
+    /// Invariant: the part of `size_bytes` that removing compacted history will free (0
+    /// unless a removal waits).
+    pub(crate) unremoved_bytes: u64,
     /// Keys inserted into or removed from `keys` since it was last built in one go.
     pub(crate) reshaped: u64,
 }
@@ -73,6 +84,7 @@ impl PartialEq for MvccStore {
     fn eq(&self, other: &Self) -> bool {
         self.current == other.current
             && self.compacted == other.compacted
+            && self.removed == other.removed
             && self.size_bytes == other.size_bytes
             && self.keys == other.keys
     }
@@ -114,15 +126,17 @@ impl MvccStore {
         MvccStore {
             current: 1,
             compacted: 0,
+            removed: 0,
             keys: BTreeMap::new(),
             size_bytes: 0,
+            unremoved_bytes: 0,
             reshaped: 0,
         }
     }
 
     /// The estimated size of the store: see [Space accounting](self#space-accounting). O(1).
     pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
+        self.size_bytes - self.unremoved_bytes
     }
 
     /// What one stored version of `key` counts for in [`MvccStore::size_bytes`].
@@ -515,32 +529,85 @@ impl MvccStore {
 
     /// Forgets the history that no read at `revision` or later can see.
     pub fn compact(&mut self, revision: Revision) -> Result<(), KvError> {
+        self.check_compaction(revision)?;
+        self.compacted = revision;
+        self.remove_compacted();
+        Ok(())
+    }
+
+    /// Compacts at `revision` as [`MvccStore::compact`] does for every read (one below
+    /// `revision` is refused from now on, and the same errors are answered) and for the
+    /// [size](MvccStore::size_bytes), but leaves the history it forgets in place until
+    /// [`MvccStore::remove_compacted`]: a snapshot being written a chunk at a time still
+    /// needs it (see [`MvccStore::begin_snapshot`]). Takes a pass over the keys, to count
+    /// what the removal will free.
+    pub fn compact_deferring_removal(&mut self, revision: Revision) -> Result<(), KvError> {
+        self.check_compaction(revision)?;
+        self.compacted = revision;
+        self.unremoved_bytes = self.forgotten_bytes(revision);
+        Ok(())
+    }
+
+    fn check_compaction(&self, revision: Revision) -> Result<(), KvError> {
         if revision > self.current {
             return Err(KvError::FutureRevision);
         }
         if revision <= self.compacted {
             return Err(KvError::Compacted);
         }
+        Ok(())
+    }
+
+    /// How many of a key's oldest versions compaction at `revision` forgets: every one at or
+    /// below it but the one a read at `revision` sees, unless that one is a deletion. Later
+    /// writes only add later versions, so the answer never changes once `revision` is past.
+    fn forgotten(versions: &History, revision: Revision) -> usize {
+        match versions.partition_point(|v| v.revision <= revision) {
+            0 => 0,
+            n if versions[n - 1].is_value() => n - 1,
+            n => n,
+        }
+    }
+
+    /// What the versions compaction at `revision` forgets count for in `size_bytes`.
+    fn forgotten_bytes(&self, revision: Revision) -> u64 {
+        self.keys
+            .iter()
+            .map(|(key, versions)| {
+                versions[..Self::forgotten(versions, revision)]
+                    .iter()
+                    .map(|v| Self::stored_size_bytes(key, v))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    /// Whether compacted history waits to be removed (see
+    /// [`MvccStore::compact_deferring_removal`]).
+    pub fn removal_pending(&self) -> bool {
+        self.removed < self.compacted
+    }
+
+    /// Removes the history that compaction forgot but left in place, if any.
+    pub fn remove_compacted(&mut self) {
+        if !self.removal_pending() {
+            return;
+        }
+        let revision = self.compacted;
         let mut freed = 0;
         let before = self.keys.len();
         self.keys.retain(|key, versions| {
-            let visible = versions.partition_point(|v| v.revision <= revision);
-            // Keep the version a read at `revision` sees, unless it is a deletion.
-            let keep_from = match visible {
-                0 => 0,
-                n if versions[n - 1].is_value() => n - 1,
-                n => n,
-            };
-            freed += versions[..keep_from]
+            let forgotten = Self::forgotten(versions, revision);
+            freed += versions[..forgotten]
                 .iter()
                 .map(|v| Self::stored_size_bytes(key, v))
                 .sum::<u64>();
-            versions.forget_oldest(keep_from)
+            versions.forget_oldest(forgotten)
         });
         self.size_bytes -= freed;
+        self.unremoved_bytes = 0;
         self.reshaped += (before - self.keys.len()) as u64;
-        self.compacted = revision;
-        Ok(())
+        self.removed = revision;
     }
 
     /// Rebuilds the map of keys with full nodes, as [`Vec::shrink_to_fit`] drops a vector's
@@ -578,10 +645,14 @@ impl MvccStore {
 
     /// Checks the invariants in the [module documentation](self).
     pub fn check(&self) -> Result<(), String> {
-        if self.current < 1 || self.compacted > self.current {
+        if self.current < 1
+            || self.compacted > self.current
+            || self.removed > self.compacted
+            || self.removed < 0
+        {
             return Err(format!(
-                "revisions: current {}, compacted {}",
-                self.current, self.compacted
+                "revisions: current {}, compacted {}, removed up to {}",
+                self.current, self.compacted, self.removed
             ));
         }
         let size_bytes: u64 = self
@@ -594,6 +665,13 @@ impl MvccStore {
             return Err(format!(
                 "size: {} bytes recorded, {size_bytes} stored",
                 self.size_bytes
+            ));
+        }
+        let unremoved_bytes = self.forgotten_bytes(self.compacted);
+        if unremoved_bytes != self.unremoved_bytes {
+            return Err(format!(
+                "size: {} bytes recorded as compacted, {unremoved_bytes} stored",
+                self.unremoved_bytes
             ));
         }
         for (key, versions) in &self.keys {
@@ -615,9 +693,9 @@ impl MvccStore {
             }
             let at_or_below = versions
                 .iter()
-                .filter(|v| v.revision <= self.compacted)
+                .filter(|v| v.revision <= self.removed)
                 .count();
-            if self.compacted > 0
+            if self.removed > 0
                 && (at_or_below > 1 || (at_or_below == 1 && !versions[0].is_value()))
             {
                 return Err(format!("key {key}: history below the compaction kept"));

@@ -1,5 +1,7 @@
 //! The store against a naive reference that keeps a full copy of the key space at every
-//! revision: random puts, deletes, transactions and compactions, then reads at every revision.
+//! revision: random puts, deletes, transactions and compactions (some leaving the history
+//! they forget in place for a while, as while a snapshot is written), then reads at every
+//! revision.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,10 @@ enum Op {
     Put(u8, u8),
     Delete(u8, u8),
     Compact(u8),
+    /// A compaction whose history is removed later (`compact_deferring_removal`).
+    CompactLater(u8),
+    /// `remove_compacted`.
+    RemoveCompacted,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -19,6 +25,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..8, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
         2 => (0u8..8, 0u8..4).prop_map(|(k, n)| Op::Delete(k, n)),
         1 => any::<u8>().prop_map(Op::Compact),
+        1 => any::<u8>().prop_map(Op::CompactLater),
+        1 => Just(Op::RemoveCompacted),
     ]
 }
 
@@ -82,10 +90,14 @@ proptest! {
                         history.push(next);
                     }
                 }
-                Op::Compact(at) => {
+                Op::Compact(at) | Op::CompactLater(at) => {
                     let current = history.len() as i64 - 1;
                     let at = 1 + i64::from(at) % current;
-                    let result = store.compact(at);
+                    let result = if matches!(op, Op::Compact(_)) {
+                        store.compact(at)
+                    } else {
+                        store.compact_deferring_removal(at)
+                    };
                     if at <= compacted {
                         prop_assert_eq!(result, Err(KvError::Compacted));
                     } else {
@@ -93,24 +105,37 @@ proptest! {
                         compacted = at;
                     }
                 }
+                Op::RemoveCompacted => store.remove_compacted(),
             }
             prop_assert!(store.check().is_ok(), "{:?}", store.check());
-            // A snapshot restores the very same store.
-            prop_assert_eq!(&MvccStore::restore(&store.snapshot()).unwrap(), &store);
+            prop_assert_eq!(store.compacted_revision(), compacted);
+            // A snapshot restores the same store, with any history left in place removed.
+            let mut removed = store.clone();
+            removed.remove_compacted();
+            prop_assert!(!removed.removal_pending());
+            prop_assert!(removed.check().is_ok(), "{:?}", removed.check());
+            prop_assert!(removed.size_bytes() <= store.size_bytes());
+            prop_assert_eq!(&MvccStore::restore(&store.snapshot()).unwrap(), &removed);
             prop_assert_eq!(store.revision(), history.len() as i64 - 1);
         }
+        let mut removed = store.clone();
+        removed.remove_compacted();
         for revision in 1..history.len() as i64 {
-            let read = store.range(&RangeRequest {
-                key: Bytes::from_static(b"\0"),
-                range_end: Bytes::from_static(b"\0"),
-                revision,
-                ..RangeRequest::default()
-            });
-            if revision < compacted {
-                prop_assert_eq!(read, Err(KvError::Compacted));
-            } else {
-                let expected: Vec<KeyValue> = history[revision as usize].values().cloned().collect();
-                prop_assert_eq!(read.unwrap().kvs, expected);
+            // Whether or not the compacted history is still there, reads answer alike.
+            for store in [&store, &removed] {
+                let read = store.range(&RangeRequest {
+                    key: Bytes::from_static(b"\0"),
+                    range_end: Bytes::from_static(b"\0"),
+                    revision,
+                    ..RangeRequest::default()
+                });
+                if revision < compacted {
+                    prop_assert_eq!(read, Err(KvError::Compacted));
+                } else {
+                    let expected: Vec<KeyValue> =
+                        history[revision as usize].values().cloned().collect();
+                    prop_assert_eq!(read.unwrap().kvs, expected);
+                }
             }
         }
     }
@@ -171,14 +196,21 @@ fn apply(store: &mut MvccStore, op: &Op) {
             let at = 1 + i64::from(at) % store.revision().max(1);
             let _ = store.compact(at);
         }
+        Op::CompactLater(at) => {
+            let at = 1 + i64::from(at) % store.revision().max(1);
+            let _ = store.compact_deferring_removal(at);
+        }
+        Op::RemoveCompacted => store.remove_compacted(),
     }
 }
 
-/// Writes that are not compactions, for between a snapshot's chunks.
+/// The writes the node applies between a snapshot's chunks: compactions among them leave
+/// the history they forget in place.
 fn write() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..12, any::<u8>()).prop_map(|(k, v)| Op::Put(k, v)),
         2 => (0u8..12, 0u8..4).prop_map(|(k, n)| Op::Delete(k, n)),
+        1 => any::<u8>().prop_map(Op::CompactLater),
     ]
 }
 
@@ -186,7 +218,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// The node writes a snapshot a chunk at a time under the store's read lock and applies
-    /// writes in between: the snapshot must still be the store as it was when it began.
+    /// writes in between, compactions included (their history is removed once the snapshot
+    /// is written): the snapshot must still be the store as it was when it began.
     #[test]
     fn a_snapshot_written_in_chunks_between_writes_is_the_store_at_its_start(
         before in proptest::collection::vec(op(), 0..40),
@@ -199,6 +232,8 @@ proptest! {
         for op in &before {
             apply(&mut store, op);
         }
+        // As the node does once a snapshot is written, so before the next one begins.
+        store.remove_compacted();
         let at_start = store.clone();
         let mut cursor = store.begin_snapshot(42);
         prop_assert_eq!(cursor.revision(), store.revision());
@@ -225,11 +260,45 @@ proptest! {
         // A finished cursor writes nothing more.
         prop_assert!(store.write_snapshot_chunk(&mut cursor, &mut bytes, 1).unwrap());
         prop_assert_eq!(&bytes, &at_start.snapshot_with_applied_index(42));
+        // What the writes made of the store is whole once the history is removed.
+        store.remove_compacted();
+        prop_assert!(store.check().is_ok(), "{:?}", store.check());
     }
 }
 
 #[test]
-fn a_compaction_between_a_snapshots_chunks_stops_it() {
+fn a_snapshot_begun_while_compacted_history_waits_to_be_removed_is_refused() {
+    let mut store = MvccStore::new();
+    for (k, v) in [(0, 1), (0, 2), (1, 3)] {
+        apply(&mut store, &Op::Put(k, v));
+    }
+    store.compact_deferring_removal(store.revision()).unwrap();
+    let mut cursor = store.begin_snapshot(7);
+    let error = store
+        .write_snapshot_chunk(&mut cursor, &mut Vec::new(), usize::MAX)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("waited to be removed"),
+        "{error}"
+    );
+    // A snapshot in one go removes it from a copy: the bytes are the store's with it removed.
+    let whole = store.snapshot_with_applied_index(7);
+    store.remove_compacted();
+    assert_eq!(whole, store.snapshot_with_applied_index(7));
+    let mut cursor = store.begin_snapshot(7);
+    let mut bytes = Vec::new();
+    assert!(
+        store
+            .write_snapshot_chunk(&mut cursor, &mut bytes, usize::MAX)
+            .unwrap()
+    );
+    assert_eq!(bytes, whole);
+}
+
+/// The node never does this (it removes compacted history only once a snapshot is written),
+/// but a chunk must notice if the history it still needs went.
+#[test]
+fn removing_compacted_history_between_a_snapshots_chunks_stops_it() {
     let mut store = MvccStore::new();
     for (k, v) in [(0, 1), (1, 2), (0, 3), (2, 4), (1, 5)] {
         apply(&mut store, &Op::Put(k, v));

@@ -188,11 +188,6 @@ pub struct Node<E: ServerEngine> {
     snapshot_done: SnapshotDone,
     /// Set when the node stops, for the snapshot being written to give up at its next chunk.
     snapshot_cancel: Arc<std::sync::atomic::AtomicBool>,
-    /// Committed entries held back while a snapshot is being written: from the first
-    /// compaction on, since a compaction would remove versions the snapshot still has to
-    /// write. Other writes only add versions of later revisions, which the snapshot leaves
-    /// out, so they are applied meanwhile.
-    deferred: Vec<synod_core::Entry>,
     leader: Option<NodeId>,
 }
 
@@ -246,7 +241,6 @@ impl<E: ServerEngine> Node<E> {
             snapshotting: false,
             snapshot_done: mpsc::unbounded_channel(),
             snapshot_cancel: Arc::default(),
-            deferred: Vec::new(),
             leader: None,
         };
         let handle = NodeHandle {
@@ -615,17 +609,11 @@ impl<E: ServerEngine> Node<E> {
     }
 
     fn apply(&mut self, committed: Vec<synod_core::Entry>) -> Result<(), NodeError> {
-        if self.snapshotting && !self.deferred.is_empty() {
-            self.deferred.extend(committed);
+        if committed.is_empty() {
             return Ok(());
         }
-        if committed.is_empty() && self.deferred.is_empty() {
-            return Ok(());
-        }
-        let deferred = std::mem::take(&mut self.deferred);
         let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
-        let mut entries = deferred.into_iter().chain(committed);
-        while let Some(entry) = entries.next() {
+        for entry in committed {
             if entry.index <= kv.applied {
                 continue;
             }
@@ -648,15 +636,15 @@ impl<E: ServerEngine> Node<E> {
                     continue;
                 }
             };
-            if self.snapshotting && matches!(envelope.command, Command::Compact { .. }) {
-                // The snapshot being written still needs the versions it would remove: it
-                // waits, and everything after it, until the snapshot is on disk.
-                self.deferred.push(entry);
-                self.deferred.extend(entries);
-                break;
-            }
             kv.applied = entry.index;
-            let result = kv.store.apply(&envelope.command).map_err(ApiError::Kv);
+            let result = if self.snapshotting {
+                // The snapshot being written still needs the history a compaction forgets:
+                // it is removed once the snapshot is on disk.
+                kv.store.apply_deferring_removal(&envelope.command)
+            } else {
+                kv.store.apply(&envelope.command)
+            }
+            .map_err(ApiError::Kv);
             if envelope.origin == self.id
                 && let Some(pending) = self.writes.remove(&envelope.request_id)
             {
@@ -688,6 +676,9 @@ impl<E: ServerEngine> Node<E> {
         }
         let cursor = {
             let kv = self.kv.read().unwrap_or_else(|p| p.into_inner());
+            // Compacted history left in place by the last snapshot is removed once it is on
+            // disk (`on_snapshot_saved`), before this can run again.
+            debug_assert!(!kv.store.removal_pending());
             if kv.applied < self.snapshot_index + self.options.snapshot_count {
                 return;
             }
@@ -698,9 +689,9 @@ impl<E: ServerEngine> Node<E> {
         };
         // A thread streams the store to disk a chunk at a time, each under the read lock.
         // Between chunks this task goes on applying: a write only adds versions of later
-        // revisions, which the snapshot leaves out. A compaction would remove versions the
-        // snapshot still needs, so from the first one on, entries wait in `deferred` until
-        // the snapshot is on disk.
+        // revisions, which the snapshot leaves out. A compaction takes effect for reads at
+        // once, but the versions it forgets, which the snapshot may still need, are removed
+        // only once the snapshot is on disk.
         self.snapshotting = true;
         let kv = self.kv.clone();
         let storage = self.storage.clone();
@@ -709,8 +700,9 @@ impl<E: ServerEngine> Node<E> {
         tokio::task::spawn_blocking(move || {
             let (meta, mut cursor) = cursor;
             let index = meta.index;
-            // Whatever happens here must come back, or the node would defer entries forever: a
-            // panic (a bug) comes back as an invariant violation, which stops the member.
+            // Whatever happens here must come back, or the node would never remove compacted
+            // history nor snapshot again: a panic (a bug) comes back as an invariant
+            // violation, which stops the member.
             let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let saved = storage.save_own_snapshot(meta, |out| {
                     // Encoded in memory under the lock, written to the file without it, so
@@ -756,20 +748,17 @@ impl<E: ServerEngine> Node<E> {
         saved: Result<Option<Index>, NodeError>,
     ) -> Result<(), NodeError> {
         self.snapshotting = false;
-        // The entries committed meanwhile.
-        self.apply(Vec::new())?;
-        self.release_reads();
-        let saved = saved?;
-        // The snapshot has just walked the store; give back the space that keys inserted in
-        // order leave in the map's nodes (issue 7: 50 MiB of 460 at a million keys), if enough
-        // keys came or went to leave any: the rebuild holds the write lock (180 ms at a
-        // million keys).
-        self.kv
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .store
-            .shrink_if_reshaped();
-        let Some(index) = saved else {
+        {
+            let mut kv = self.kv.write().unwrap_or_else(|p| p.into_inner());
+            // The history compactions forgot while the snapshot was written.
+            kv.store.remove_compacted();
+            // The snapshot has just walked the store; give back the space that keys inserted
+            // in order leave in the map's nodes (issue 7: 50 MiB of 460 at a million keys), if
+            // enough keys came or went to leave any: the rebuild holds the write lock (180 ms
+            // at a million keys).
+            kv.store.shrink_if_reshaped();
+        }
+        let Some(index) = saved? else {
             // A snapshot from the leader overtook it.
             return Ok(());
         };

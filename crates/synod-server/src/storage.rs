@@ -304,7 +304,7 @@ impl MemberStorage {
     /// buffered writer (they are never all in memory). Returns false if a newer snapshot
     /// (installed from the leader meanwhile) made it pointless. The log it covers stays until
     /// [`MemberStorage::compact_log`], which the caller runs once it no longer needs whatever
-    /// `write_data` read from (the node releases the store's read lock first).
+    /// `write_data` read from.
     pub fn save_own_snapshot(
         &self,
         meta: SnapshotMeta,

@@ -3,7 +3,7 @@
 //! and put) is checked with the simulator's linearizability checker, on both engines.
 //!
 //! Members take a snapshot every few hundred entries, so the check covers entries committed
-//! while a snapshot is being written, which wait to be applied until it is on disk.
+//! and applied while a snapshot is being written from the store, a chunk at a time.
 //!
 //! The clients talk to every member, so most linearizable reads go through a follower's read
 //! barrier, and many of them share one: a member batches the reads that arrive while a barrier
