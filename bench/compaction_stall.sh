@@ -25,40 +25,10 @@ DURATION=${DURATION:-20s}
 NAMES=(c1 c2 c3)
 PORTS=(46379 46381 46383)
 WORK=$(mktemp -d /tmp/synod-compaction.XXXXXX)
-PIDS=()
-COMPACTOR=
-cleanup() {
-    local pid
-    if [ -n "$COMPACTOR" ]; then
-        pkill -TERM -P "$COMPACTOR" 2>/dev/null || true
-        kill -TERM "$COMPACTOR" 2>/dev/null || true
-        wait "$COMPACTOR" 2>/dev/null || true
-    fi
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-cluster=""
-for i in 0 1 2; do
-    cluster+="${cluster:+,}${NAMES[$i]}=http://127.0.0.1:$((PORTS[$i] + 1))"
-done
-endpoints=""
-for i in 0 1 2; do
-    port=${PORTS[$i]}
-    endpoints+="${endpoints:+,}127.0.0.1:$port"
-    "$SYNOD" serve --name "${NAMES[$i]}" --data-dir "$WORK/${NAMES[$i]}" \
-        --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-        --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
-        --initial-cluster "$cluster" --initial-cluster-token compaction --initial-cluster-state new \
-        --snapshot-count "$SNAPSHOT_COUNT" >"$WORK/${NAMES[$i]}.log" 2>&1 &
-    PIDS+=($!)
-done
+# shellcheck source=bench/synod_cluster.sh
+. bench/synod_cluster.sh
+start_synod_cluster compaction --snapshot-count "$SNAPSHOT_COUNT"
+endpoints=$ENDPOINTS
 first=${endpoints%%,*}
 # Ready once a write commits, within 60 s.
 for attempt in $(seq 60); do
@@ -94,7 +64,7 @@ summary "$WORK/preload.json" "256 (preload)"
         sleep "$EVERY"
     done
 ) 2>/dev/null &
-COMPACTOR=$!
+EXTRA_PIDS+=($!)
 
 for clients in 16 256; do
     timeout 600 "$SYNOD" bench --endpoints "$endpoints" --clients "$clients" --conns 16 \

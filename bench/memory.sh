@@ -18,34 +18,10 @@ SYNOD=${2:-target/release/synod}
 NAMES=(m1 m2 m3)
 PORTS=(45379 45381 45383)
 WORK=$(mktemp -d /tmp/synod-memory.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-cluster=""
-for i in 0 1 2; do
-    cluster+="${cluster:+,}${NAMES[$i]}=http://127.0.0.1:$((PORTS[$i] + 1))"
-done
-endpoints=""
-for i in 0 1 2; do
-    port=${PORTS[$i]}
-    endpoints+="${endpoints:+,}http://127.0.0.1:$port"
-    "$SYNOD" serve --name "${NAMES[$i]}" --data-dir "$WORK/${NAMES[$i]}" \
-        --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-        --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
-        --initial-cluster "$cluster" --initial-cluster-token memory --initial-cluster-state new \
-        >"$WORK/${NAMES[$i]}.log" 2>&1 &
-    PIDS+=($!)
-done
+# shellcheck source=bench/synod_cluster.sh
+. bench/synod_cluster.sh
+start_synod_cluster memory
+endpoints=$ENDPOINTS
 # Ready once a write commits (a one-key preload), within 60 s.
 for attempt in $(seq 60); do
     if timeout 10 "$SYNOD" bench --endpoints "$endpoints" --clients 1 --conns 1 \
