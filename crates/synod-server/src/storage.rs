@@ -21,7 +21,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Write};
+use synod_core::{DurableState, Entry, Index, NodeId, SnapshotMeta, Term, Write};
 use synod_storage::fs::RealFs;
 use synod_storage::member::{LogPolicy, recover};
 use synod_storage::snapshot::{SnapshotError, SnapshotReader, SnapshotStore, SnapshotWriter};
@@ -134,6 +134,8 @@ pub struct Recovered<H> {
 pub struct MemberStorage {
     wal: Mutex<Wal<RealFs>>,
     snapshots: Mutex<SnapshotStore<RealFs>>,
+    /// Where `snapshots` keeps its files.
+    snapshot_dir: PathBuf,
     dir: PathBuf,
     incoming: PathBuf,
     _lock: File,
@@ -273,6 +275,7 @@ impl MemberStorage {
         let (released_tx, released_rx) = tokio::sync::oneshot::channel();
         let storage = Arc::new(MemberStorage {
             wal: Mutex::new(wal),
+            snapshot_dir: snapshots.dir().to_path_buf(),
             snapshots: Mutex::new(snapshots),
             dir: data_dir.to_path_buf(),
             incoming,
@@ -294,6 +297,14 @@ impl MemberStorage {
     /// The snapshot store (streaming out, installing from the leader).
     pub fn snapshots(&self) -> MutexGuard<'_, SnapshotStore<RealFs>> {
         self.snapshots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The path of the installed snapshot with this index and term, found without the
+    /// snapshot store: a snapshot being written holds the store for as long as that takes,
+    /// and a peer catching up should not wait for it. The snapshot may be pruned before the
+    /// file is opened; opening or reading it then fails.
+    pub fn snapshot_path(&self, index: Index, term: Term) -> PathBuf {
+        synod_storage::snapshot::snapshot_path_in(&self.snapshot_dir, index, term)
     }
 
     fn wal(&self) -> MutexGuard<'_, Wal<RealFs>> {
@@ -653,6 +664,50 @@ mod tests {
                 .save_own_snapshot(meta(10), |_| Err(std::io::Error::other("not called")))
                 .unwrap()
         );
+    }
+
+    /// A peer catching up streams the newest snapshot from its path while this member may be
+    /// writing its next one, which holds the snapshot store throughout.
+    #[test]
+    fn a_snapshots_path_is_found_while_another_is_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = open(dir.path());
+        let store = store_of(100);
+        assert!(
+            storage
+                .save_own_snapshot(meta(10), |out| store.write_snapshot(10, out))
+                .unwrap()
+        );
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let storage = storage.clone();
+            let store = store.clone();
+            std::thread::spawn(move || {
+                storage.save_own_snapshot(meta(20), |out| {
+                    started_tx.send(()).unwrap();
+                    // Held until the path below was found (or the test gave up on it).
+                    let _ = finish_rx.recv_timeout(std::time::Duration::from_secs(10));
+                    store.write_snapshot(20, out)
+                })
+            })
+        };
+        started_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second snapshot began");
+        let (found_tx, found_rx) = std::sync::mpsc::channel();
+        {
+            let storage = storage.clone();
+            std::thread::spawn(move || found_tx.send(storage.snapshot_path(10, 1)));
+        }
+        let path = found_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the path is found while the other snapshot is written");
+        finish_tx.send(()).unwrap();
+        assert!(writer.join().unwrap().unwrap());
+        // The store's own answer, now that it is free (asked for above, it would have waited).
+        assert_eq!(path, storage.snapshots().snapshot_path(10, 1));
+        assert!(storage.snapshot_path(20, 1).exists());
     }
 
     #[test]

@@ -344,9 +344,8 @@ async fn stream_snapshot<M: Serialize>(
     let (index, term) = (meta.index, meta.term);
     let storage = storage.clone();
     tokio::task::spawn_blocking(move || {
-        // The store's lock may be held for as long as a snapshot takes to write: take it here,
-        // off the runtime's threads.
-        let path = storage.snapshots().snapshot_path(index, term);
+        // Without the snapshot store's lock, which a snapshot being written holds.
+        let path = storage.snapshot_path(index, term);
         drop(storage);
         let fs = synod_storage::fs::RealFs;
         let mut reader = match SnapshotReader::open(&fs, path, index, term) {

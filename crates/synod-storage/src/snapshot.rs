@@ -361,7 +361,7 @@ impl<F: Fs> SnapshotStore<F> {
 
     /// The path of the installed snapshot with this index and term.
     pub fn snapshot_path(&self, index: Index, term: Term) -> PathBuf {
-        join(&self.dir, &snapshot_name(index, term))
+        snapshot_path_in(&self.dir, index, term)
     }
 
     /// Starts writing a snapshot. Nothing is visible until [`SnapshotWriter::finish`] returns
@@ -873,6 +873,12 @@ fn verify_file<F: Fs>(
     let mut reader = SnapshotReader::open(fs, path.to_path_buf(), index, term)?;
     while reader.next_chunk(VERIFY_CHUNK_LEN)?.is_some() {}
     Ok(reader.meta)
+}
+
+/// The path of the installed snapshot with this index and term in a store kept in `dir`
+/// ([`SnapshotStore::snapshot_path`], for a caller that holds the directory but not the store).
+pub fn snapshot_path_in(dir: &Path, index: Index, term: Term) -> PathBuf {
+    join(dir, &snapshot_name(index, term))
 }
 
 /// `snap-<index:020>-<term:020>.snap`.
