@@ -50,10 +50,9 @@ pub struct SnapshotCursor {
     revision: Revision,
     /// The store's compacted revision when the snapshot began.
     compacted: Revision,
-    /// Whether compacted history waited to be removed when the snapshot began: it cannot be
-    /// written then (the format has no room for history kept past the compacted revision).
-    removal_pending: bool,
-    /// Up to where history was removed when the snapshot began, which must not move.
+    /// Up to where history was removed when the snapshot began, which must not move. Below
+    /// `compacted`, the snapshot cannot be written (the format has no room for history kept
+    /// past the compacted revision).
     removed: Revision,
     size_bytes: u64,
     /// The keys the snapshot holds (the header says so before they are written).
@@ -210,7 +209,6 @@ impl MvccStore {
             applied_index,
             revision: self.current,
             compacted: self.compacted,
-            removal_pending: self.removal_pending(),
             removed: self.removed,
             size_bytes: self.size_bytes,
             keys: self.keys.len() as u64,
@@ -234,7 +232,7 @@ impl MvccStore {
         if cursor.done {
             return Ok(true);
         }
-        if cursor.removal_pending {
+        if cursor.removed < cursor.compacted {
             return Err(io::Error::other(format!(
                 "a snapshot of revision {} began while history compacted at {} waited to be \
                  removed",

@@ -79,7 +79,7 @@ pub struct Member {
     handle: NodeHandle,
     /// Resolves when the last of the tasks and threads that share the member's storage has
     /// let go of it, and with it the data directory's lock.
-    released: Option<tokio::sync::oneshot::Receiver<()>>,
+    released: tokio::sync::oneshot::Receiver<()>,
     /// This member's id.
     pub id: NodeId,
     /// The client addresses it listens on (useful with port 0).
@@ -116,10 +116,9 @@ impl Member {
         }
         // The peer tasks and the persister thread end on their own once the node has; the
         // data directory is free when the last of them has dropped the storage.
-        if let Some(released) = self.released
-            && tokio::time::timeout(STORAGE_RELEASE_TIMEOUT, released)
-                .await
-                .is_err()
+        if tokio::time::timeout(STORAGE_RELEASE_TIMEOUT, self.released)
+            .await
+            .is_err()
         {
             tracing::warn!(
                 "the member's storage is still in use {STORAGE_RELEASE_TIMEOUT:?} after it \
@@ -257,7 +256,7 @@ async fn start_engine<E: ServerEngine>(settings: Settings) -> Result<Member, Ser
         inbound_tx,
         stop_rx.clone(),
     ));
-    let released = storage.release_signal();
+    let released = recovered.released;
     let (node, handle, requests) = Node::new(
         engine,
         KvState {

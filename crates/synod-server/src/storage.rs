@@ -128,6 +128,9 @@ pub struct Recovered<H> {
     pub entries: Vec<Entry>,
     /// Whether the directory was empty (a new member).
     pub fresh: bool,
+    /// Resolves once the storage returned beside this has been dropped, its files closed and
+    /// the data directory's lock released.
+    pub released: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// A member's storage. Shared between the node, the persister thread and the transport.
@@ -142,7 +145,6 @@ pub struct MemberStorage {
     /// Dropped after every field above (fields drop in order), the lock file included: its
     /// receiver then learns that the data directory is free.
     _released: tokio::sync::oneshot::Sender<()>,
-    released: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for MemberStorage {
@@ -281,7 +283,6 @@ impl MemberStorage {
             incoming,
             _lock: lock,
             _released: released_tx,
-            released: Mutex::new(Some(released_rx)),
         });
         Ok((
             storage,
@@ -290,6 +291,7 @@ impl MemberStorage {
                 snapshot,
                 entries: booted.entries.into_values().collect(),
                 fresh,
+                released: released_rx,
             },
         ))
     }
@@ -351,15 +353,6 @@ impl MemberStorage {
             sink.writer.finish()?;
         }
         Ok(true)
-    }
-
-    /// Resolves once this storage has been dropped, its files closed and the data
-    /// directory's lock released. Only the first call gets it.
-    pub fn release_signal(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        self.released
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
     }
 
     /// Drops the log segments that the snapshot at `index` covers.
